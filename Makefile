@@ -1,0 +1,37 @@
+# meanfield — every target creates .venv and installs the package first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := dev,cuda,dask
+
+.PHONY: venv demo test test-slow test-gpu bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m figures demo
+
+test: $(STAMP)
+	NUMBA_NUM_THREADS=2 $(BIN)/python -m pytest -m "not gpu and not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow" -q
+
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m "gpu" -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check meanfield sims figures bench tests
+
+clean:
+	rm -rf $(VENV) figures/out .pytest_cache .hypothesis

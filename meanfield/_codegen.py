@@ -1,0 +1,299 @@
+"""sympy -> scalar Python source -> numba (CPU) and numba-CUDA (GPU) callables.
+
+One generated scalar body serves every target:
+
+* :func:`scalar_function` prints a tuple of sympy expressions as a plain Python
+  function of scalar arguments (``math`` module only, common subexpressions
+  eliminated). :class:`~meanfield._symbols.GaussExpect` nodes become helper
+  functions that loop over the Gauss-Hermite nodes of
+  :mod:`meanfield._quadrature`.
+* :func:`njit` and :func:`cuda_device` compile that same body for the CPU and
+  as a CUDA device function.
+* :func:`batch` wraps it in a compiled loop for vectorised evaluation over
+  broadcast numpy arrays.
+
+Compiled objects are cached by the expressions' ``srepr`` and the sympy
+version, so hypothesis examples never re-derive or re-compile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from . import _quadrature
+from ._symbols import GaussExpect
+
+__all__ = ["ScalarFunction", "scalar_function", "njit", "cuda_device", "batch", "evaluate"]
+
+_CACHE: dict[str, ScalarFunction] = {}
+_JIT: dict[tuple[str, str], object] = {}
+
+
+class _Printer(PythonCodePrinter):
+    """Python printer with plain ``math`` names and float literals."""
+
+    def _print_Rational(self, expr):
+        return f"({float(expr.p)!r}/{float(expr.q)!r})"
+
+    def _print_Half(self, expr):
+        return "0.5"
+
+    def _print_Integer(self, expr):
+        return f"{float(expr.p)!r}" if abs(expr.p) < 2**52 else str(expr.p)
+
+    def _print_Pow(self, expr, rational=False):
+        b, e = expr.as_base_exp()
+        if e.is_Integer and 1 < int(e) <= 4:
+            s = self.parenthesize(b, 100)
+            return "*".join([s] * int(e))
+        if e.is_Integer and int(e) == -1:
+            return f"(1.0/{self.parenthesize(b, 100)})"
+        return super()._print_Pow(expr, rational=rational)
+
+
+def _key(*parts) -> str:
+    h = hashlib.sha1()
+    h.update(sp.__version__.encode())
+    for p in parts:
+        h.update(b"\0")
+        h.update(p.encode() if isinstance(p, str) else sp.srepr(p).encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass
+class ScalarFunction:
+    """A generated scalar function ``f(*inputs) -> tuple`` and its source.
+
+    Attributes
+    ----------
+    name : str
+        Python name of the entry point in :attr:`source`.
+    inputs : tuple of sympy.Symbol
+        Arguments, in order.
+    outputs : tuple of sympy.Expr
+        Expressions returned, in order.
+    source : str
+        The generated Python source (the single body for all targets).
+    namespace : dict
+        Globals the source needs (``math``, quadrature nodes, helpers).
+    key : str
+        Cache key.
+    """
+
+    name: str
+    inputs: tuple
+    outputs: tuple
+    source: str
+    namespace: dict
+    key: str
+    helpers: list = field(default_factory=list)
+    pyfunc: object = None
+
+    @property
+    def n_in(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.outputs)
+
+    def __call__(self, *args):
+        return self.pyfunc(*args)
+
+
+def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, indent="    "):
+    """Lines computing ``exprs`` (no GaussExpect left) and the returned names."""
+    exprs = [sp.sympify(e) for e in exprs]
+    # replace every GaussExpect (outermost first) by a helper call
+    ge_subs = {}
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, GaussExpect) and node not in ge_subs:
+                ge_subs[node] = sp.Symbol(f"_ge{len(names)}_{len(ge_subs)}")
+    lines = []
+    local = dict(names)
+    for node, sym in ge_subs.items():
+        h = _gauss_helper(node, order)
+        helpers.append(h)
+        args = ", ".join(printer.doprint(sp.Symbol(local.get(s, str(s)))) for s in h.inputs)
+        lines.append(f"{indent}{sym.name} = {h.name}({args})")
+    if ge_subs:
+        exprs = [e.xreplace(ge_subs) for e in exprs]
+    ren = {s: sp.Symbol(n) for s, n in names.items()}
+    exprs = [e.xreplace(ren) for e in exprs]
+    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations="basic")
+    for s, v in reps:
+        lines.append(f"{indent}{s} = {printer.doprint(v)}")
+    outs = [printer.doprint(r) for r in reduced]
+    return lines, outs
+
+
+def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
+    h, B, m, v = node.args
+    free = sorted(node.free_symbols, key=lambda s: s.name)
+    key = _key("ge", node, str(order))
+    if key in _CACHE:
+        return _CACHE[key]
+    name = f"_ge_{key}"
+    printer = _Printer()
+    names = {s: f"a{i}" for i, s in enumerate(free)}
+    helpers: list = []
+    mv_lines, (m_src, v_src) = _body([m, v], names, printer, helpers, order)
+    names_b = dict(names)
+    names_b[B] = "b_"
+    h_lines, (h_src,) = _body([h], names_b, printer, helpers, order, indent="        ")
+    z, w = _quadrature.gauss_hermite(order)
+    src = [f"def {name}({', '.join(names[s] for s in free)}):"]
+    src += mv_lines
+    src += [
+        f"    m_ = {m_src}",
+        f"    s_ = math.sqrt(max({v_src}, 0.0))",
+        "    acc_ = 0.0",
+        f"    for i_ in range({order}):",
+        "        b_ = m_ + s_ * _Z[i_]",
+    ]
+    src += h_lines
+    src += [f"        acc_ += _W[i_] * ({h_src})", "    return acc_"]
+    fn = ScalarFunction(
+        name=name,
+        inputs=tuple(free),
+        outputs=(node,),
+        source="\n".join(src) + "\n",
+        namespace={"math": math, "_Z": np.ascontiguousarray(z), "_W": np.ascontiguousarray(w)},
+        key=key,
+        helpers=helpers,
+    )
+    _finish(fn)
+    _CACHE[key] = fn
+    return fn
+
+
+def _finish(fn: ScalarFunction) -> None:
+    ns = dict(fn.namespace)
+    for h in fn.helpers:
+        ns[h.name] = h.pyfunc
+    exec(compile(fn.source, f"<meanfield generated {fn.name}>", "exec"), ns)
+    fn.pyfunc = ns[fn.name]
+
+
+def scalar_function(exprs, inputs, name: str = "f", order: int | None = None) -> ScalarFunction:
+    """Generate a scalar function returning the tuple ``exprs`` of ``inputs``.
+
+    Parameters
+    ----------
+    exprs : sequence of sympy.Expr
+        Outputs. ``GaussExpect`` nodes are evaluated with ``order`` nodes.
+    inputs : sequence of sympy.Symbol
+        Arguments, in order. Every free symbol of ``exprs`` must be listed.
+    name : str
+        Readable prefix of the generated function's name.
+    order : int, optional
+        Gauss-Hermite order (default :data:`meanfield._quadrature.DEFAULT_ORDER`).
+
+    Returns
+    -------
+    ScalarFunction
+    """
+    order = order or _quadrature.DEFAULT_ORDER
+    exprs = tuple(sp.sympify(e) for e in exprs)
+    inputs = tuple(inputs)
+    missing = set().union(*(e.free_symbols for e in exprs)) - set(inputs)
+    if missing:
+        raise ValueError(f"free symbols {sorted(map(str, missing))} are not inputs of {name}")
+    key = _key(name, sp.Tuple(*exprs), sp.Tuple(*inputs), str(order))
+    if key in _CACHE:
+        return _CACHE[key]
+    fname = f"{name}_{key}"
+    printer = _Printer()
+    names = {s: f"a{i}" for i, s in enumerate(inputs)}
+    helpers: list = []
+    lines, outs = _body(exprs, names, printer, helpers, order)
+    src = [f"def {fname}({', '.join(names[s] for s in inputs)}):"] + lines
+    src.append(f"    return ({', '.join(outs)},)")
+    fn = ScalarFunction(
+        name=fname,
+        inputs=inputs,
+        outputs=exprs,
+        source="\n".join(src) + "\n",
+        namespace={"math": math},
+        key=key,
+        helpers=helpers,
+    )
+    _finish(fn)
+    _CACHE[key] = fn
+    return fn
+
+
+def _compile(fn: ScalarFunction, target: str):
+    k = (fn.key, target)
+    if k in _JIT:
+        return _JIT[k]
+    if target == "cpu":
+        import numba
+
+        decorate = numba.njit(cache=False, fastmath=False)
+    elif target == "cuda":
+        from numba import cuda
+
+        decorate = cuda.jit(device=True)
+    else:  # pragma: no cover - guarded by callers
+        raise ValueError(f"target must be one of 'cpu', 'cuda'; got {target!r}")
+    ns = dict(fn.namespace)
+    for h in fn.helpers:
+        ns[h.name] = _compile(h, target)
+    exec(compile(fn.source, f"<meanfield generated {fn.name} [{target}]>", "exec"), ns)
+    out = decorate(ns[fn.name])
+    _JIT[k] = out
+    return out
+
+
+def njit(fn: ScalarFunction):
+    """The scalar body compiled with ``numba.njit`` (cached)."""
+    return _compile(fn, "cpu")
+
+
+def cuda_device(fn: ScalarFunction):
+    """The same scalar body compiled with ``numba.cuda.jit(device=True)`` (cached)."""
+    return _compile(fn, "cuda")
+
+
+def batch(fn: ScalarFunction):
+    """A compiled loop ``run(X, out)`` evaluating ``fn`` row by row.
+
+    ``X`` has shape ``(n, n_in)`` and ``out`` shape ``(n, n_out)``.
+    """
+    k = (fn.key, "batch")
+    if k in _JIT:
+        return _JIT[k]
+    import numba
+
+    args = ", ".join(f"X[i, {j}]" for j in range(fn.n_in))
+    stores = "\n".join(f"        out[i, {j}] = r[{j}]" for j in range(fn.n_out))
+    src = f"def run(X, out):\n    for i in range(X.shape[0]):\n        r = f_({args})\n{stores}\n"
+    ns = {"f_": njit(fn)}
+    exec(compile(src, f"<meanfield batch {fn.name}>", "exec"), ns)
+    out = numba.njit(cache=False)(ns["run"])
+    _JIT[k] = out
+    return out
+
+
+def evaluate(fn: ScalarFunction, *args) -> tuple[np.ndarray, ...]:
+    """Evaluate ``fn`` on broadcast numpy arrays with the compiled batch loop."""
+    arrs = np.broadcast_arrays(*[np.asarray(a, dtype=float) for a in args])
+    shape = arrs[0].shape if arrs else ()
+    X = np.ascontiguousarray(np.stack([a.reshape(-1) for a in arrs], axis=1)) if arrs else None
+    n = X.shape[0] if X is not None else 1
+    out = np.empty((n, fn.n_out))
+    batch(fn)(X, out)
+    return tuple(out[:, j].reshape(shape) for j in range(fn.n_out))
+
+
+def unique_name(prefix: str, _counter=itertools.count()) -> str:
+    return f"{prefix}{next(_counter)}"
