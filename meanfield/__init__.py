@@ -1,0 +1,42 @@
+"""meanfield: theory-first statistical physics of neural computation and learning.
+
+Public API (re-exports only): models are declarations
+(:class:`meanfield._model.Model`), solved by the shared machinery in
+:mod:`meanfield.solvers`, swept by :func:`meanfield.sweep.sweep`, and checked
+against the simulators in :mod:`sims`.
+"""
+
+from ._model import Model, SolveResult, System, get_model, registry
+from ._params import Param, ParamError
+from .api import describe, models, simulate, solve, threshold
+from .priors import Prior, custom_prior, from_density, make_prior
+
+__version__ = "0.1.0"
+
+
+def sweep(*args, **kwargs):
+    """See :func:`meanfield.sweep.sweep` (imported lazily)."""
+    from .sweep import sweep as _sweep
+
+    return _sweep(*args, **kwargs)
+
+
+__all__ = [
+    "Model",
+    "System",
+    "SolveResult",
+    "Param",
+    "ParamError",
+    "Prior",
+    "make_prior",
+    "custom_prior",
+    "from_density",
+    "get_model",
+    "registry",
+    "models",
+    "describe",
+    "solve",
+    "threshold",
+    "simulate",
+    "sweep",
+]

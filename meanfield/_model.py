@@ -1,0 +1,234 @@
+"""Model base class, the registry, and the compiled system a model declares.
+
+A model is a declaration: validated :class:`~meanfield._params.Param` fields,
+order parameters and sympy equations (:meth:`Model.system`). The machinery that
+works on any declared system -- Jacobians, compilation, fixed points,
+stability, thresholds, sweeps -- lives in :mod:`meanfield.solvers`,
+:mod:`meanfield._codegen` and :mod:`meanfield.sweep`.
+
+Subclasses register themselves by ``name`` through ``__init_subclass__``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy as sp
+
+from . import _codegen
+from ._params import Param, ParamError, validate
+
+__all__ = ["Model", "System", "SolveResult", "registry", "get_model"]
+
+_REGISTRY: dict[str, type[Model]] = {}
+
+
+def registry() -> dict[str, type[Model]]:
+    """Registered model classes by name (importing the bundled models first)."""
+    import importlib
+
+    importlib.import_module("meanfield.models")  # registers the bundled models
+
+    return dict(_REGISTRY)
+
+
+def get_model(name: str) -> type[Model]:
+    reg = registry()
+    if name not in reg:
+        raise ParamError("model", "one of " + ", ".join(sorted(reg)), name)
+    return reg[name]
+
+
+@dataclass(frozen=True)
+class System:
+    """A declared dynamical system on the order parameters.
+
+    Attributes
+    ----------
+    kind : {'map', 'flow'}
+        ``map``: ``s_{t+1} = F(s_t)`` (state evolution); ``flow``:
+        ``ds/dt = F(s)`` (learning dynamics, mean-field relaxation).
+    state : tuple of sympy.Symbol
+        Order parameters, in order.
+    params : tuple of sympy.Symbol
+        Numeric parameters (their values come from :meth:`Model.theta`).
+    rhs : tuple of sympy.Expr
+        ``F`` component by component.
+    potential : sympy.Expr, optional
+        A free energy (free entropy) whose stationary points are the fixed points.
+    """
+
+    kind: str
+    state: tuple
+    params: tuple
+    rhs: tuple
+    potential: sp.Expr | None = None
+    _compiled: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return len(self.state)
+
+    @cached_property
+    def jacobian(self) -> sp.Matrix:
+        """``dF/ds`` derived by sympy (Gaussian expectations by Price's theorem)."""
+        return sp.Matrix(self.rhs).jacobian(sp.Matrix(self.state))
+
+    def _fn(self, what: str) -> _codegen.ScalarFunction:
+        if what not in self._compiled:
+            args = [*self.state, *self.params]
+            if what == "rhs":
+                exprs = list(self.rhs)
+            elif what == "jacobian":
+                exprs = list(self.jacobian)
+            elif what == "potential":
+                if self.potential is None:
+                    raise ValueError("this system declares no potential")
+                exprs = [self.potential]
+            else:  # pragma: no cover
+                raise KeyError(what)
+            self._compiled[what] = _codegen.scalar_function(exprs, args, name=what)
+        return self._compiled[what]
+
+    def evaluate(self, what: str, state: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Evaluate ``rhs``, ``jacobian`` or ``potential`` on batches.
+
+        ``state`` has shape ``(..., dim)`` and ``theta`` ``(..., n_params)``.
+        """
+        state = np.asarray(state, dtype=float)
+        theta = np.asarray(theta, dtype=float)
+        shape = np.broadcast_shapes(state.shape[:-1], theta.shape[:-1])
+        s = np.broadcast_to(state, shape + state.shape[-1:])
+        t = np.broadcast_to(theta, shape + theta.shape[-1:])
+        cols = [s[..., i] for i in range(self.dim)] + [t[..., j] for j in range(t.shape[-1])]
+        out = np.stack(_codegen.evaluate(self._fn(what), *cols), axis=-1)
+        if what == "jacobian":
+            out = out.reshape(shape + (self.dim, self.dim))
+        elif what == "potential":
+            out = out[..., 0]
+        return out
+
+
+@dataclass
+class SolveResult:
+    """Theory at one point: the fixed point reached and how."""
+
+    state: np.ndarray
+    iterations: int
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        out.update(self.values)
+        out["iterations"] = int(self.iterations)
+        return _jsonable(out)
+
+
+def _jsonable(d):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        if isinstance(v, (np.floating, float)):
+            v = None if not np.isfinite(v) else float(v)
+        if isinstance(v, list):
+            v = [None if (isinstance(x, float) and not np.isfinite(x)) else x for x in v]
+        if isinstance(v, np.integer):
+            v = int(v)
+        out[k] = v
+    return out
+
+
+class Model(ABC):
+    """Base class of every model.
+
+    Subclasses declare ``name``, ``params`` (a dict of :class:`Param`),
+    ``order_parameters`` and implement :meth:`system`, :meth:`theta`,
+    :meth:`initial_state` and :meth:`observables`.
+
+    Instances are immutable: :meth:`replace` returns a new, validated one.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+                raise TypeError(f"a model named {cls.name!r} is already registered")
+            _REGISTRY[cls.name] = cls
+
+    def __init__(self, **values: Any):
+        vals = validate(self.params, values)
+        object.__setattr__(self, "_values", vals)
+        self.check(vals)
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"{type(self).__name__} is immutable; use .replace(...)")
+
+    # -- declaration -----------------------------------------------------------
+    def check(self, values: dict[str, Any]) -> None:
+        """Cross-parameter validation (override); raise :class:`ParamError`."""
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def replace(self, **changes: Any) -> Model:
+        v = self.values
+        v.update(changes)
+        return type(self)(**v)
+
+    @property
+    @abstractmethod
+    def order_parameters(self) -> tuple[str, ...]:
+        """Names of the order parameters (the state of :meth:`system`)."""
+
+    @abstractmethod
+    def system(self) -> System:
+        """The symbolic system (depends only on structural parameters)."""
+
+    @abstractmethod
+    def theta(self) -> np.ndarray:
+        """Numeric values of ``system().params``, in order."""
+
+    @abstractmethod
+    def initial_state(self, init: str) -> np.ndarray:
+        """Initial order parameters for ``init`` (e.g. 'random', 'informed')."""
+
+    @abstractmethod
+    def observables(self, state: np.ndarray) -> dict[str, Any]:
+        """JSON-ready observables at a state (overlap, mse, ...)."""
+
+    # -- shared machinery --------------------------------------------------------
+    def solve(self, init: str | None = None) -> SolveResult:
+        """Iterate the declared system to a fixed point (see :mod:`meanfield.solvers`)."""
+        from .solvers.fixed_point import solve_model
+
+        return solve_model(self, init=init)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "description": cls.description,
+            "reference": cls.reference,
+            "params": {
+                k: {"allowed": p.allowed(), "default": p.default, "doc": p.doc}
+                for k, p in cls.params.items()
+            },
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"

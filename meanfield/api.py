@@ -1,0 +1,124 @@
+"""The Python API that the CLI mirrors, one function per command.
+
+Every function takes a model name and a ``dict`` of parameter values (Python
+values or the strings the CLI passes), validates them through the model's
+declaration, and returns JSON-ready ``dict``s whose keys are the stable
+``--json`` contract:
+
+=============  ==============================================================
+command        keys
+=============  ==============================================================
+``solve``      ``status``, ``overlap``, ``mse``, ``iterations``,
+               ``free_energy``, ``branch``
+``threshold``  ``param``, ``kind``, ``value``, ``status``
+``simulate``   ``overlap``, ``overlap_sem``, ``mse``, ``mse_sem``, ``status``
+=============  ==============================================================
+
+Bad input raises :class:`meanfield._params.ParamError` (a ``ValueError``) whose
+message names the parameter, the allowed values and the value given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._model import Model, get_model, registry
+from ._params import ParamError
+
+__all__ = [
+    "models",
+    "describe",
+    "solve",
+    "threshold",
+    "simulate",
+    "evaluate_point",
+    "ParamError",
+]
+
+
+def models() -> list[str]:
+    """Names of the registered models."""
+    return sorted(registry())
+
+
+def build(model: str, params: dict[str, Any] | None = None) -> Model:
+    """Validate ``params`` and return the model instance."""
+    return get_model(model)(**(params or {}))
+
+
+def describe(model: str) -> dict[str, Any]:
+    """Parameters (with ranges and defaults), order parameters and equations."""
+    return get_model(model).describe()
+
+
+def solve(model: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Solve the model's theory (state evolution / mean field) at one point."""
+    return build(model, params).solve().to_dict()
+
+
+def threshold(
+    model: str,
+    params: dict[str, Any] | None = None,
+    *,
+    param: str = "delta",
+    kind: str = "algorithmic",
+    lo: float | None = None,
+    hi: float | None = None,
+) -> dict[str, Any]:
+    """A phase-transition threshold in ``param`` (see :mod:`meanfield.solvers.threshold`)."""
+    from .solvers.threshold import find_threshold
+
+    return find_threshold(build(model, params), param=param, kind=kind, lo=lo, hi=hi).to_dict()
+
+
+def simulate(
+    model: str,
+    params: dict[str, Any] | None = None,
+    *,
+    size: int = 256,
+    trials: int = 8,
+    seed: int = 0,
+    backend: str = "cpu",
+) -> dict[str, Any]:
+    """Run the model's simulator on sampled instances; means and standard errors."""
+    from sims import simulate as _simulate
+
+    return _simulate(build(model, params), size=size, trials=trials, seed=seed, backend=backend)
+
+
+def evaluate_point(
+    model: str,
+    params: dict[str, Any],
+    *,
+    simulate: bool = False,
+    sim: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Everything a sweep records at one grid point.
+
+    Returns
+    -------
+    dict
+        ``{"status": str, "values": {name: float | list[float]}}``. Theory
+        values are named as in :func:`solve`; simulation values carry a
+        ``sim_`` prefix. List values have one entry per mode.
+    """
+    m = build(model, params)
+    res = m.solve().to_dict()
+    values: dict[str, Any] = {k: v for k, v in res.items() if k not in ("status", "branch")}
+    status = res["status"]
+    if simulate:
+        sim = dict(sim or {})
+        out = simulate_fn(m, seed=seed, **sim)
+        for k, v in out.items():
+            if k != "status":
+                values[f"sim_{k}"] = v
+        if out.get("status", "ok") != "ok" and status == "ok":
+            status = "sim_" + out["status"]
+    return {"status": status, "values": values}
+
+
+def simulate_fn(m: Model, **kw):
+    from sims import simulate as _simulate
+
+    return _simulate(m, **kw)

@@ -1,0 +1,173 @@
+"""Low-rank tensor decomposition: Bayesian AMP and its state evolution.
+
+Kadmon & Ganguli, "Statistical mechanics of low-rank tensor decomposition",
+NeurIPS 2018 / J. Stat. Mech. 2019 124016 (arXiv:1810.10065).
+
+Model (rank one; our normalisation, ``shared/papers/tensor.md`` §1):
+
+.. math::
+
+    Y = N^{-(p-1)/2}\\, x^1 \\otimes \\cdots \\otimes x^p + \\sqrt{\\Delta}\\, W,
+    \\qquad x^\\alpha_i \\sim P_\\alpha \\text{ i.i.d.},\\; i \\le N_\\alpha = n_\\alpha N,
+
+with ``W`` i.i.d. standard normal. State evolution (tensor.md §3), with
+``M_a = E[x_a xhat_a]`` per mode:
+
+.. math::
+
+    \\hat M_\\alpha = \\Delta^{-1} \\prod_{\\beta\\ne\\alpha} n_\\beta M_\\beta, \\qquad
+    M_\\alpha' = E_{x, z}\\big[x\\, f_\\alpha(\\hat M_\\alpha, \\hat M_\\alpha x
+                 + \\sqrt{\\hat M_\\alpha} z)\\big],
+
+and the replica-symmetric free entropy whose stationary points are its fixed
+points, ``Phi(M) = sum_a n_a psi_a(Mhat_a) - (p-1)/(2 Delta) prod_b n_b M_b``.
+For ``p = 2`` and zero-mean priors the trivial fixed point loses stability at
+``Delta = v_1 v_2 sqrt(n_1 n_2)`` (BBP; Baik, Ben Arous & Péché 2005).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy as sp
+
+from .._model import Model, System
+from .._params import Param, ParamError
+from .._symbols import symbols_for
+from ..priors import LAM, PRIORS, Prior, make_prior
+
+__all__ = ["Tensor"]
+
+_SYSTEMS: dict[tuple, tuple[System, list[Prior]]] = {}
+
+
+def _per_mode(name: str, value: Any, order: int) -> tuple:
+    vals = value if isinstance(value, tuple) else (value,)
+    if len(vals) == 1:
+        return vals * order
+    if len(vals) != order:
+        raise ParamError(
+            name, f"one value or a comma-separated list of {order} values (one per mode)", value
+        )
+    return vals
+
+
+class Tensor(Model):
+    """Rank-one order-p tensor with a prior per mode (Kadmon & Ganguli 2018)."""
+
+    name = "tensor"
+    description = "Bayesian AMP and state evolution for low-rank, arbitrarily shaped tensors"
+    reference = "Kadmon & Ganguli, NeurIPS 2018; arXiv:1810.10065"
+    params: ClassVar[dict[str, Param]] = {
+        "order": Param("order", "int", 2, lo=2, hi=8, doc="tensor order p"),
+        "shape": Param(
+            "shape", "float", 1.0, lo=0, lo_open=True, per_mode=True,
+            doc="mode-size ratios n_a = N_a / N",
+        ),
+        "delta": Param("delta", "float", 0.5, lo=0, lo_open=True, doc="noise variance"),
+        "prior": Param(
+            "prior", "choice", "gaussian", choices=tuple(PRIORS), per_mode=True,
+            doc="prior of each mode",
+        ),
+        "mean": Param("mean", "float", 0.0, per_mode=True, doc="prior mean (gaussian, rademacher, gauss_bernoulli)"),
+        "var": Param("var", "float", 1.0, lo=0, lo_open=True, per_mode=True, doc="prior variance of the Gaussian part"),
+        "rho": Param("rho", "float", 0.5, lo=0, hi=1, lo_open=True, per_mode=True, doc="sparsity (fraction of non-zeros)"),
+        "init": Param("init", "choice", "random", choices=("random", "informed"), doc="initialisation"),
+        "eps": Param("eps", "float", 1e-6, lo=0, hi=1, lo_open=True, hi_open=True,
+                     doc="overlap of a random start (vanishing at large N)"),
+        "damping": Param("damping", "float", 1.0, lo=0, hi=1, lo_open=True, doc="AMP damping (1 = none)"),
+        "tol": Param("tol", "float", 1e-12, lo=0, lo_open=True, doc="state-evolution tolerance"),
+        "max_iter": Param("max_iter", "int", 100_000, lo=1, doc="state-evolution iterations"),
+    }
+    inits: ClassVar[tuple[str, ...]] = ("random", "informed")
+    branches: ClassVar[dict[str, str]] = {"random": "uninformative", "informed": "informative"}
+
+    def check(self, v: dict[str, Any]) -> None:
+        p = v["order"]
+        for key in ("shape", "prior", "mean", "var", "rho"):
+            _per_mode(key, v[key], p)
+        self.modes  # builds and validates the priors
+
+    # -- structure -----------------------------------------------------------------
+    @property
+    def order(self) -> int:
+        return self["order"]
+
+    @property
+    def shape(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in _per_mode("shape", self["shape"], self.order))
+
+    @property
+    def modes(self) -> list[Prior]:
+        """The prior of each mode, with numeric parameters."""
+        p = self.order
+        names = _per_mode("prior", self["prior"], p)
+        means = _per_mode("mean", self["mean"], p)
+        vars_ = _per_mode("var", self["var"], p)
+        rhos = _per_mode("rho", self["rho"], p)
+        return [
+            make_prior(names[a], mean=means[a], var=vars_[a], rho=rhos[a]) for a in range(p)
+        ]
+
+    @property
+    def order_parameters(self) -> tuple[str, ...]:
+        return tuple(f"M_{a + 1}" for a in range(self.order))
+
+    def system(self) -> System:
+        priors = self.modes
+        key = (self.order, tuple(pr.name for pr in priors))
+        if key not in _SYSTEMS:
+            _SYSTEMS[key] = (_build_system(self.order, priors), priors)
+        return _SYSTEMS[key][0]
+
+    def theta(self) -> np.ndarray:
+        vals = [float(self["delta"]), *self.shape]
+        for pr in self.modes:
+            vals += list(pr.values)
+        return np.array(vals)
+
+    def initial_state(self, init: str) -> np.ndarray:
+        pri = self.modes
+        if init == "random":
+            return np.array([pr.mean**2 + self["eps"] for pr in pri])
+        if init == "informed":
+            return np.array([pr.second_moment for pr in pri])
+        raise ParamError("init", "one of random, informed", init)
+
+    def uninformative_state(self) -> np.ndarray:
+        """``M_a = E[x_a]^2``: the overlap of estimators that ignore the data."""
+        return np.array([pr.mean**2 for pr in self.modes])
+
+    def observables(self, state: np.ndarray) -> dict[str, Any]:
+        rho = np.array([pr.second_moment for pr in self.modes])
+        return {"overlap": np.asarray(state).tolist(), "mse": (rho - state).tolist()}
+
+    def solver_options(self) -> dict[str, Any]:
+        return {"tol": self["tol"], "max_iter": self["max_iter"]}
+
+    def scan_scale(self, param: str) -> float:
+        """A natural scale of ``param`` for threshold scans."""
+        if param == "delta":
+            rho = np.prod([pr.second_moment for pr in self.modes])
+            n = np.prod(self.shape) ** ((self.order - 1) / self.order)
+            return float(rho * n)
+        return 1.0
+
+
+def _build_system(order: int, priors: list[Prior]) -> System:
+    """State evolution and free entropy of the order-``order`` model (tensor.md §3)."""
+    p = order
+    M = symbols_for("M", p, real=True)
+    n = symbols_for("n", p, positive=True)
+    delta = sp.Symbol("delta", positive=True)
+    params: list[sp.Symbol] = [delta, *n]
+    rhs, psi = [], []
+    for a, pr in enumerate(priors):
+        local = {s: sp.Symbol(f"{s.name}_{a + 1}", **s.assumptions0) for s in pr.params}
+        params += [local[s] for s in pr.params]
+        lam = sp.Mul(*[n[b] * M[b] for b in range(p) if b != a]) / delta
+        rhs.append(pr.se_map.xreplace(local).subs(LAM, lam))
+        psi.append(n[a] * pr.free_entropy.xreplace(local).subs(LAM, lam))
+    potential = sp.Add(*psi) - (p - 1) / (2 * delta) * sp.Mul(*[n[b] * M[b] for b in range(p)])
+    return System("map", tuple(M), tuple(params), tuple(rhs), potential)
