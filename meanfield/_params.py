@@ -73,6 +73,8 @@ class Param:
             lb = "(" if (self.lo is None or self.lo_open) else "["
             rb = ")" if (self.hi is None or self.hi_open) else "]"
             base = f"{'an integer' if self.kind == 'int' else 'a float'} in {lb}{lo}, {hi}{rb}"
+        if self.default is None:
+            base += " or auto"
         if self.per_mode:
             return base + " (or a comma-separated list, one per mode)"
         return base
@@ -104,7 +106,13 @@ class Param:
         return x
 
     def validate(self, value: Any) -> Any:
-        """Check (and normalise) a value; raise :class:`ParamError` naming this parameter."""
+        """Check (and normalise) a value; raise :class:`ParamError` naming this parameter.
+
+        ``None`` (or the string ``auto``) is accepted when the default is ``None``:
+        the model then chooses.
+        """
+        if self.default is None and (value is None or (isinstance(value, str) and value == "auto")):
+            return None
         if isinstance(value, str) and self.kind != "str":
             parts = [p for p in value.split(",")]
             if len(parts) > 1 or self.per_mode and "," in value:

@@ -309,3 +309,25 @@ def from_density(density: sp.Expr, x: sp.Symbol, support, **kw) -> Prior:
     w = [sp.sympify(density).subs(x, s) for s in support]
     z = sp.Add(*w)
     return custom_prior([(wi / z, s) for wi, s in zip(w, support, strict=True)], **kw)
+
+
+def numeric_components(prior: Prior) -> list[tuple[float, float, float]]:
+    """``[(weight, mean, var), ...]`` with the prior's numeric parameter values."""
+    sub = prior.numeric()
+    out = []
+    for c in prior.components:
+        m, v = c.moments()
+        out.append((float(c.weight.subs(sub)), float(sp.sympify(m).subs(sub)), float(sp.sympify(v).subs(sub))))
+    return out
+
+
+def sample(prior: Prior, rng, size) -> "np.ndarray":
+    """Draw i.i.d. samples from ``prior`` with the numpy Generator ``rng``."""
+    import numpy as np
+
+    comps = numeric_components(prior)
+    w = np.array([c[0] for c in comps])
+    k = rng.choice(len(comps), size=size, p=w / w.sum())
+    means = np.array([c[1] for c in comps])[k]
+    sds = np.sqrt(np.array([c[2] for c in comps]))[k]
+    return means + sds * rng.standard_normal(size)

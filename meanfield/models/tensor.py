@@ -76,7 +76,9 @@ class Tensor(Model):
         "init": Param("init", "choice", "random", choices=("random", "informed"), doc="initialisation"),
         "eps": Param("eps", "float", 1e-6, lo=0, hi=1, lo_open=True, hi_open=True,
                      doc="overlap of a random start (vanishing at large N)"),
-        "damping": Param("damping", "float", 1.0, lo=0, hi=1, lo_open=True, doc="AMP damping (1 = none)"),
+        "damping": Param("damping", "float", None, lo=0, hi=1, lo_open=True,
+                         doc="AMP damping eta: xhat <- eta f + (1 - eta) xhat; "
+                             "auto: 1 (none) at order 2, 0.5 above"),
         "tol": Param("tol", "float", 1e-12, lo=0, lo_open=True, doc="state-evolution tolerance"),
         "max_iter": Param("max_iter", "int", 100_000, lo=1, doc="state-evolution iterations"),
     }

@@ -1,0 +1,552 @@
+"""The ``meanfield`` command line: a thin typer layer over :mod:`meanfield.api`.
+
+Commands mirror the Python API one to one::
+
+    meanfield models
+    meanfield describe MODEL
+    meanfield solve MODEL --set name=value ...
+    meanfield threshold MODEL --param delta --kind algorithmic --set ...
+    meanfield simulate MODEL --set ... --size N --trials T --seed S --backend cpu
+    meanfield sweep MODEL --set ... --grid name=lo:hi:n ... [--simulate] [--out F.nc]
+    meanfield figure NAME [--quick]
+
+Parameter values given with ``--set`` are passed to the model as strings; the
+model's declaration validates and parses them (numbers, comma lists such as
+``shape=1,1``). ``--json`` prints exactly one JSON document on stdout, with the
+keys of the corresponding :mod:`meanfield.api` function; everything else
+(warnings, progress) goes to stderr.
+
+Bad input -- any :class:`ValueError`, :class:`meanfield.ParamError` included,
+and usage errors -- prints one line ``error: <message>`` on stderr and exits
+with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["app", "main", "parse_sets"]
+
+EXIT_BAD_INPUT = 2
+
+
+def _click_exception(name: str) -> type[Exception]:
+    """A click exception class (recent typer vendors click; older typer re-exports it)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == name:
+            return cls
+    raise ImportError(name)  # pragma: no cover
+
+
+_UsageError = _click_exception("UsageError")
+_ClickException = _click_exception("ClickException")
+
+app = typer.Typer(
+    name="meanfield",
+    help="Theory-first statistical physics: solve, threshold, simulate and sweep models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+# -- shared options -------------------------------------------------------------------
+ModelArg = Annotated[
+    str, typer.Argument(metavar="MODEL", help="model name (see `meanfield models`)")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="NAME=VALUE",
+        help="parameter value (repeatable); comma lists give one value per mode",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+
+
+# -- helpers --------------------------------------------------------------------------
+class BadInput(ValueError):
+    """Bad command-line input detected by the CLI itself."""
+
+
+def parse_sets(items: Iterable[str] | None) -> dict[str, str]:
+    """``["delta=0.5", "shape=1,1"]`` -> ``{"delta": "0.5", "shape": "1,1"}``.
+
+    Values stay strings: the model's declaration parses and validates them.
+    A later ``--set`` of the same name wins.
+    """
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise BadInput(f"--set expects NAME=VALUE; got {item!r}")
+        out[name] = value.strip()
+    return out
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split()) or "bad input"
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {_one_line(msg)}", err=True)
+
+
+def _guard(fn: Callable) -> Callable:
+    """Turn a :class:`ValueError` into ``error: <message>`` on stderr and exit 2.
+
+    Anything printed to stdout while the command computes is sent to stderr, so
+    that ``--json`` output stays a single document.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            _fail(str(e))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Send stray prints of the computation to stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain, strictly valid JSON values (non-finite floats become ``null``)."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if np is not None:
+        if isinstance(x, np.ndarray):
+            return _jsonable(x.tolist())
+        if isinstance(x, np.generic):
+            x = x.item()
+    if isinstance(x, bool) or x is None or isinstance(x, (int, str)):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, bytes):
+        return x.decode(errors="replace")
+    return str(x)
+
+
+def _emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    try:
+        import numpy as np
+
+        if isinstance(v, np.ndarray):
+            return _fmt(v.tolist())
+        if isinstance(v, np.generic):
+            return _fmt(v.item())
+    except ImportError:  # pragma: no cover
+        pass
+    return str(v)
+
+
+def _emit_kv(d: dict[str, Any]) -> None:
+    width = max((len(k) for k in d), default=0)
+    for k, v in d.items():
+        typer.echo(f"{k:<{width}}  {_fmt(v)}")
+
+
+def _emit_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _ordered(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The contract keys first (in order), then any others the API returned."""
+    out = {k: d.get(k) for k in keys}
+    out.update({k: v for k, v in d.items() if k not in out})
+    return out
+
+
+def _api():
+    from . import api
+
+    return api
+
+
+# -- commands -------------------------------------------------------------------------
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Theory-first statistical physics: solve, threshold, simulate and sweep models."""
+
+
+@app.command("models")
+@_guard
+def models_cmd(as_json: JsonOpt = False) -> None:
+    """List the registered models."""
+    with _quiet_stdout():
+        names = _api().models()
+    if as_json:
+        _emit_json({"models": names})
+    else:
+        for n in names:
+            typer.echo(n)
+
+
+@app.command("describe")
+@_guard
+def describe_cmd(model: ModelArg, as_json: JsonOpt = False) -> None:
+    """Parameters (allowed values, defaults) and references of a model."""
+    with _quiet_stdout():
+        d = _api().describe(model)
+    if as_json:
+        _emit_json(d)
+        return
+    typer.echo(f"{d.get('name', model)}: {d.get('description', '')}".rstrip(": "))
+    if d.get("reference"):
+        typer.echo(f"reference: {d['reference']}")
+    params = d.get("params") or {}
+    if params:
+        typer.echo("")
+        rows = [
+            [k, _fmt(p.get("default")), str(p.get("allowed", "")), str(p.get("doc", ""))]
+            for k, p in params.items()
+        ]
+        _emit_table(["param", "default", "allowed", "doc"], rows)
+    for k, v in d.items():
+        if k not in ("name", "description", "reference", "params"):
+            typer.echo(f"{k}: {_fmt(v)}")
+
+
+@app.command("solve")
+@_guard
+def solve_cmd(model: ModelArg, sets: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Solve the theory (state evolution / mean field) at one point."""
+    params = parse_sets(sets)
+    with _quiet_stdout():
+        res = _api().solve(model, params)
+    res = _ordered(res, ("status", "overlap", "mse", "iterations", "free_energy", "branch"))
+    if as_json:
+        _emit_json(res)
+    else:
+        _emit_kv(res)
+
+
+@app.command("threshold")
+@_guard
+def threshold_cmd(
+    model: ModelArg,
+    param: Annotated[str, typer.Option("--param", help="parameter to scan")] = "delta",
+    kind: Annotated[
+        str, typer.Option("--kind", help="algorithmic, dynamic or information")
+    ] = "algorithmic",
+    lo: Annotated[float | None, typer.Option("--lo", help="lower end of the scan")] = None,
+    hi: Annotated[float | None, typer.Option("--hi", help="upper end of the scan")] = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A phase-transition threshold in one parameter."""
+    params = parse_sets(sets)
+    if lo is not None and hi is not None and not lo < hi:
+        raise BadInput(f"--lo must be below --hi; got lo={lo!r}, hi={hi!r}")
+    with _quiet_stdout():
+        res = _api().threshold(model, params, param=param, kind=kind, lo=lo, hi=hi)
+    res = _ordered(res, ("param", "kind", "value", "status"))
+    if as_json:
+        _emit_json(res)
+    else:
+        _emit_kv(res)
+
+
+@app.command("simulate")
+@_guard
+def simulate_cmd(
+    model: ModelArg,
+    sets: SetOpt = None,
+    size: Annotated[int, typer.Option("--size", help="system size N")] = 256,
+    trials: Annotated[int, typer.Option("--trials", help="independent instances")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    backend: Annotated[str, typer.Option("--backend", help="cpu or cuda")] = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate sampled instances; means and standard errors over trials."""
+    params = parse_sets(sets)
+    if size < 1:
+        raise BadInput(f"--size must be a positive integer; got {size!r}")
+    if trials < 1:
+        raise BadInput(f"--trials must be a positive integer; got {trials!r}")
+    with _quiet_stdout():
+        res = _api().simulate(model, params, size=size, trials=trials, seed=seed, backend=backend)
+    res = _ordered(res, ("overlap", "overlap_sem", "mse", "mse_sem", "status"))
+    if as_json:
+        _emit_json(res)
+    else:
+        _emit_kv(res)
+
+
+# -- sweep ----------------------------------------------------------------------------
+def dataset_to_json(ds, grid_dims: Iterable[str] = ()) -> dict[str, Any]:
+    """A sweep's :class:`xarray.Dataset` as plain JSON.
+
+    ``dims`` maps dimension names to sizes (grid dimensions first),
+    ``coords`` each dimension coordinate to its values, ``variables`` each data
+    variable (except ``status``) to nested lists in the order of
+    ``variable_dims[name]``, ``status`` the per-point status.
+    """
+    grid_dims = [d for d in grid_dims if d in ds.dims]
+    order = grid_dims + [d for d in ds.dims if d not in grid_dims]
+    out: dict[str, Any] = {
+        "dims": {d: int(ds.sizes[d]) for d in order},
+        "coords": {str(k): ds[k].values.tolist() for k in ds.coords},
+        "variables": {},
+        "variable_dims": {},
+        "status": None,
+        "attrs": dict(ds.attrs),
+    }
+    for name, da in ds.data_vars.items():
+        da = da.transpose(*[d for d in order if d in da.dims])
+        if name == "status":
+            out["status"] = da.values.astype(str).tolist()
+            continue
+        out["variables"][str(name)] = da.values.tolist()
+        out["variable_dims"][str(name)] = [str(d) for d in da.dims]
+    return out
+
+
+def _sweep_rows(ds, grid_dims: list[str]) -> tuple[list[str], list[list[str]]]:
+    import numpy as np
+
+    grid_dims = [d for d in grid_dims if d in ds.dims] or [d for d in ds.dims][:1]
+    names = [str(n) for n in ds.data_vars if n != "status"]
+    header = [*grid_dims, "status", *names]
+    shape = tuple(ds.sizes[d] for d in grid_dims)
+    arrays = {}
+    for n in [*names, "status"]:
+        if n not in ds.data_vars:
+            continue
+        da = ds[n]
+        rest = [d for d in da.dims if d not in grid_dims]
+        lead = [d for d in grid_dims if d in da.dims]
+        da = da.transpose(*lead, *rest)
+        arrays[n] = (lead, np.asarray(da.values))
+    rows = []
+    for idx in np.ndindex(*shape):
+        pos = dict(zip(grid_dims, idx, strict=True))
+        row = [_fmt(ds[d].values[i]) if d in ds.coords else str(i) for d, i in pos.items()]
+        cells = {}
+        for n, (lead, arr) in arrays.items():
+            v = arr[tuple(pos[d] for d in lead)]
+            cells[n] = _fmt_cell(v)
+        row.append(cells.get("status", ""))
+        row += [cells[n] for n in names]
+        rows.append(row)
+    return header, rows
+
+
+def _fmt_cell(v: Any) -> str:
+    import numpy as np
+
+    v = np.asarray(v)
+    if v.dtype.kind in "US":
+        return ",".join(str(x) for x in v.ravel()) if v.ndim else str(v)
+    if v.dtype.kind == "O":
+        return ",".join(str(x) for x in v.ravel()) if v.ndim else str(v.item())
+    flat = v.ravel().tolist() if v.ndim else [v.item()]
+    return ",".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in flat)
+
+
+def _netcdf_safe(ds):
+    """A copy whose attributes netCDF can store (others become JSON strings)."""
+    import numpy as np
+
+    def fix(attrs: dict) -> dict:
+        out = {}
+        for k, v in attrs.items():
+            if isinstance(v, bool | np.bool_):
+                v = int(v)
+            elif (
+                v is None
+                or isinstance(v, dict)
+                or (
+                    isinstance(v, list | tuple)
+                    and not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+                )
+            ):
+                v = json.dumps(_jsonable(v))
+            out[k] = v
+        return out
+
+    ds = ds.copy()
+    ds.attrs = fix(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = fix(ds[name].attrs)
+    return ds
+
+
+@app.command("sweep")
+@_guard
+def sweep_cmd(
+    model: ModelArg,
+    sets: SetOpt = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", "-g", metavar="NAME=LO:HI:N", help="swept parameter (repeatable)"),
+    ] = None,
+    simulate: Annotated[bool, typer.Option("--simulate", help="also simulate every point")] = False,
+    size: Annotated[int, typer.Option("--size", help="system size N (with --simulate)")] = 256,
+    trials: Annotated[int, typer.Option("--trials", help="instances (with --simulate)")] = 8,
+    backend: Annotated[str, typer.Option("--backend", help="cpu or cuda")] = "cpu",
+    store: Annotated[
+        str | None, typer.Option("--store", help="zarr store to write to and resume from")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="dask.distributed scheduler address")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="serial, local or dask")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="worker processes")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    out: Annotated[str | None, typer.Option("--out", help="write the dataset to netCDF")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate the theory (and optionally simulations) on a parameter grid."""
+    params = parse_sets(sets)
+    if not grid:
+        raise BadInput("sweep needs at least one --grid NAME=LO:HI:N")
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be a positive integer; got {workers!r}")
+    if simulate and (size < 1 or trials < 1):
+        raise BadInput(f"--size and --trials must be positive integers; got {size!r}, {trials!r}")
+    import importlib
+
+    # not `from . import sweep`: the package also exports a function named `sweep`
+    _sweep = importlib.import_module("meanfield.sweep")
+
+    axes: dict[str, Any] = {}
+    for g in grid:
+        name, values = _sweep.parse_grid(g)
+        if name in axes:
+            raise BadInput(f"--grid names {name!r} twice")
+        axes[name] = values
+    sim = {"size": size, "trials": trials, "backend": backend} if simulate else None
+    progress = (not quiet) and sys.stderr.isatty()
+    with _quiet_stdout():
+        ds = _sweep.sweep(
+            model,
+            params,
+            axes,
+            simulate=simulate,
+            sim=sim,
+            store=store,
+            executor=executor,
+            scheduler=scheduler,
+            workers=workers,
+            seed=seed,
+            progress=progress,
+        )
+        if out:
+            _netcdf_safe(ds).to_netcdf(out)
+    if as_json:
+        _emit_json(dataset_to_json(ds, list(axes)))
+        return
+    header, rows = _sweep_rows(ds, list(axes))
+    _emit_table(header, rows)
+    if out:
+        typer.echo(f"wrote {out}", err=True)
+
+
+# -- figures --------------------------------------------------------------------------
+@app.command("figure")
+@_guard
+def figure_cmd(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="figure name")],
+    quick: Annotated[bool, typer.Option("--quick", help="small, fast version")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute and draw one figure of the paper set (writes under figures/out)."""
+    import figures
+
+    with _quiet_stdout():
+        try:
+            paths = figures.run(name, quick=quick)
+        except KeyError as e:
+            raise BadInput(e.args[0] if e.args else f"unknown figure {name!r}") from None
+    paths = {str(k): str(v) for k, v in dict(paths or {}).items()}
+    if as_json:
+        _emit_json({"figure": name, "paths": paths})
+    else:
+        _emit_kv(paths)
+
+
+# -- entry point ----------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app; usage errors become one line and status 2."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="meanfield", standalone_mode=False)
+    except _UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `meanfield`: show the help
+            typer.echo(e.format_message(), err=True)
+            return EXIT_BAD_INPUT
+        where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        _fail(e.format_message() + where)
+        return EXIT_BAD_INPUT
+    except _ClickException as e:
+        _fail(e.format_message())
+        return e.exit_code
+    except typer.Abort:
+        _fail("aborted")
+        return 1
+    except ValueError as e:  # raised outside a command (e.g. in a callback)
+        _fail(str(e))
+        return EXIT_BAD_INPUT
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

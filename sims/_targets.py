@@ -1,0 +1,107 @@
+"""One scalar body -> a CPU kernel (numba prange) and a CUDA kernel (grid-stride).
+
+The scalar bodies are generated from sympy (:mod:`meanfield._codegen`); the
+functions here only wrap them in the two launch patterns. Launch tuning lives
+in :data:`CONFIG` (tests shrink it so small inputs span many blocks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from meanfield import _codegen
+from meanfield._codegen import ScalarFunction
+
+__all__ = ["CONFIG", "LaunchConfig", "amp_entry", "update_kernel"]
+
+
+@dataclass
+class LaunchConfig:
+    """CUDA launch tuning: threads per block and a cap on blocks."""
+
+    threads_per_block: int = 256
+    max_blocks: int = 4096
+
+    def grid(self, n: int) -> tuple[int, int]:
+        tpb = self.threads_per_block
+        return max(1, min(self.max_blocks, (n + tpb - 1) // tpb)), tpb
+
+
+CONFIG = LaunchConfig()
+_KERNELS: dict[tuple[str, str], object] = {}
+
+
+def amp_entry(den: ScalarFunction) -> ScalarFunction:
+    """The damped AMP update of one entry, wrapping the sympy denoiser ``den``.
+
+    ``entry(A, B, th, x_old, s_old, eta) -> (x_new, s_new)`` with
+    ``x_new = eta f(A, B; th) + (1 - eta) x_old`` (and the same for the
+    posterior variance). ``den`` takes ``(A, B, *prior_params)``.
+    """
+    k = den.n_in - 2
+    args = ", ".join(["A", "B"] + [f"th[{j}]" for j in range(k)])
+    src = (
+        f"def entry_{den.key}(A, B, th, x0, s0, eta):\n"
+        f"    r = {den.name}({args})\n"
+        "    return eta * r[0] + (1.0 - eta) * x0, eta * r[1] + (1.0 - eta) * s0\n"
+    )
+    fn = ScalarFunction(
+        name=f"entry_{den.key}",
+        inputs=(),
+        outputs=(),
+        source=src,
+        namespace={"math": math},
+        key=f"entry_{den.key}",
+        helpers=[den],
+    )
+    _codegen._finish(fn)
+    return fn
+
+
+def update_kernel(entry: ScalarFunction, target: str):
+    """Apply ``entry`` to every ``(trial, i)``: arrays ``A (T,)``, ``B, X, S (T, N)``.
+
+    CPU: ``kernel(A, B, th, X, S, eta)`` parallel over entries. CUDA: the same
+    signature, launched as ``kernel[grid, block](...)`` with a grid-stride loop.
+    """
+    key = (entry.key, target)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    if target == "cpu":
+        import numba
+
+        body = _codegen.njit(entry)
+
+        @numba.njit(parallel=True, cache=False)
+        def kernel(A, B, th, X, S, eta):
+            T, N = B.shape
+            for k in numba.prange(T * N):
+                t = k // N
+                i = k - t * N
+                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta)
+                X[t, i] = x
+                S[t, i] = s
+
+    elif target == "cuda":
+        from numba import cuda
+
+        body = _codegen.cuda_device(entry)
+
+        @cuda.jit
+        def kernel(A, B, th, X, S, eta):
+            T = B.shape[0]
+            N = B.shape[1]
+            start = cuda.grid(1)
+            stride = cuda.gridsize(1)
+            for k in range(start, T * N, stride):
+                t = k // N
+                i = k - t * N
+                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta)
+                X[t, i] = x
+                S[t, i] = s
+
+    else:
+        raise ValueError(f"backend must be one of cpu, cuda; got {target!r}")
+    _KERNELS[key] = kernel
+    return kernel

@@ -1,0 +1,456 @@
+"""Iterated-map engine: Bayesian AMP for rank-one order-p tensors, many trials at once.
+
+Kadmon & Ganguli 2018 (arXiv:1810.10065), AMP with the Onsager reaction term
+in the parallel schedule (``shared/papers/tensor.md`` §2):
+
+.. math::
+
+    B^{\\alpha,t}_i = \\frac{1}{\\Delta N^{(p-1)/2}} \\sum_{a: a_\\alpha = i} Y_a
+        \\prod_{\\beta\\ne\\alpha} \\hat x^{\\beta,t}_{a_\\beta}
+      - \\frac{1}{\\Delta}\\Big[\\sum_{\\beta\\ne\\alpha} n_\\beta \\Sigma^{\\beta,t}
+        \\prod_{\\gamma\\ne\\alpha,\\beta} n_\\gamma Q^{\\gamma,t,t-1}\\Big]
+        \\hat x^{\\alpha,t-1}_i,
+    \\qquad A^{\\alpha,t} = \\frac{1}{\\Delta}\\prod_{\\beta\\ne\\alpha} n_\\beta Q^{\\beta,t},
+
+``xhat^{t+1} = f(A, B)`` and ``sigma^{t+1} = df/dB`` from the sympy-derived
+denoiser of each mode's prior (one scalar body for CPU and GPU).
+
+The contraction is fused: viewing ``Y`` as ``(N_1, R, N_p)`` with ``R`` the
+product of the middle modes, one pass over the tensor yields the fields of the
+first and last modes and the partial contraction ``G`` from which the middle
+modes' fields follow at ``O(R)`` cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from meanfield import _codegen
+from meanfield.priors import A as A_SYM
+from meanfield.priors import B as B_SYM
+from meanfield.priors import Prior, sample
+
+from .. import _targets
+from .._rng import trial_generators
+
+__all__ = ["Instance", "AMPResult", "sample_instance", "run_amp", "fused_fields", "denoiser_for"]
+
+
+@dataclass
+class Instance:
+    """Planted signals and observed tensors for ``T`` trials.
+
+    Attributes
+    ----------
+    signals : list of arrays (T, N_a)
+    Y : array (T, N_1, R, N_p)
+        The observed tensors, middle modes flattened into ``R``.
+    init_noise : list of arrays (T, N_a)
+        Standard normal draws for the random initialisation.
+    size : int
+        ``N``; mode sizes are ``N_a = round(n_a N)``.
+    """
+
+    signals: list
+    Y: np.ndarray
+    init_noise: list
+    size: int
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(x.shape[1] for x in self.signals)
+
+
+@dataclass
+class AMPResult:
+    """Per-trial outcome: overlaps, MSEs, iterations and convergence."""
+
+    overlap: np.ndarray
+    mse: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    history: list = field(default_factory=list)
+    estimates: list = field(default_factory=list)
+
+
+def mode_sizes(shape, size: int) -> tuple[int, ...]:
+    return tuple(max(1, int(round(s * size))) for s in shape)
+
+
+def sample_instance(model, size: int, trials: int, seed: int, dtype=np.float64) -> Instance:
+    """Draw planted signals, noise and initial noise, one ``SeedSequence`` child per trial."""
+    p = model.order
+    dims = mode_sizes(model.shape, size)
+    priors = model.modes
+    R = int(np.prod(dims[1:-1])) if p > 2 else 1
+    Y = np.empty((trials, dims[0], R, dims[-1]), dtype=dtype)
+    signals = [np.empty((trials, d)) for d in dims]
+    noise0 = [np.empty((trials, d)) for d in dims]
+    scale = size ** (-(p - 1) / 2)
+    sd = np.sqrt(model["delta"])
+    for t, rng in enumerate(trial_generators(seed, trials)):
+        xs = [sample(pr, rng, d) for pr, d in zip(priors, dims, strict=True)]
+        outer = xs[0]
+        for x in xs[1:]:
+            outer = np.multiply.outer(outer, x)
+        W = rng.standard_normal(dims)
+        Y[t] = (scale * outer + sd * W).reshape(dims[0], R, dims[-1])
+        for a in range(p):
+            signals[a][t] = xs[a]
+            noise0[a][t] = rng.standard_normal(dims[a])
+    return Instance(signals, Y, noise0, size)
+
+
+# ---------------------------------------------------------------------------
+# the fused contraction (CPU)
+# ---------------------------------------------------------------------------
+_FUSED = {}
+
+
+def _fused_cpu():
+    if "cpu" in _FUSED:
+        return _FUSED["cpu"]
+    import numba
+
+    @numba.njit(parallel=True, fastmath=True, cache=False)
+    def fused(Y, u, m, w, B1, G, Bp, chunks):
+        T, N1, R, Np = Y.shape
+        Gp = np.zeros((T, chunks, R))
+        Bpp = np.zeros((T, chunks, Np))
+        per = (N1 + chunks - 1) // chunks
+        for job in numba.prange(T * chunks):
+            t = job // chunks
+            c = job - t * chunks
+            for i in range(c * per, min(N1, (c + 1) * per)):
+                acc_i = 0.0
+                ui = u[t, i]
+                for r in range(R):
+                    c_ir = ui * m[t, r]
+                    s = 0.0
+                    for k in range(Np):
+                        y = Y[t, i, r, k]
+                        s += y * w[t, k]
+                        Bpp[t, c, k] += y * c_ir
+                    acc_i += s * m[t, r]
+                    Gp[t, c, r] += s * ui
+                B1[t, i] = acc_i
+        for t in numba.prange(T):
+            for r in range(R):
+                g = 0.0
+                for c in range(chunks):
+                    g += Gp[t, c, r]
+                G[t, r] = g
+            for k in range(Np):
+                b = 0.0
+                for c in range(chunks):
+                    b += Bpp[t, c, k]
+                Bp[t, k] = b
+
+    _FUSED["cpu"] = fused
+    return fused
+
+
+def _middle(xh: list) -> np.ndarray:
+    """Kronecker product of the middle modes' estimates, shape (T, R)."""
+    T = xh[0].shape[0]
+    if len(xh) == 2:
+        return np.ones((T, 1))
+    m = xh[1]
+    for x in xh[2:-1]:
+        m = (m[:, :, None] * x[:, None, :]).reshape(T, -1)
+    return np.ascontiguousarray(m)
+
+
+def _middle_fields(G: np.ndarray, xh: list, dims) -> list:
+    """Fields of the middle modes from ``G`` (T, R), an ``O(R)`` contraction."""
+    p = len(dims)
+    if p == 2:
+        return []
+    if p == 3:
+        return [G]
+    T = G.shape[0]
+    Gt = G.reshape((T,) + tuple(dims[1:-1]))
+    letters = "abcdefgh"[: p - 2]
+    out = []
+    for a in range(p - 2):
+        ops = [Gt] + [xh[1 + b] for b in range(p - 2) if b != a]
+        subs = ["t" + letters] + ["t" + letters[b] for b in range(p - 2) if b != a]
+        out.append(np.einsum(",".join(subs) + "->t" + letters[a], *ops))
+    return out
+
+
+def fused_fields(Y: np.ndarray, xh: list, chunks: int | None = None) -> list:
+    """Unnormalised fields ``sum_{a: a_alpha=i} Y_a prod_{beta != alpha} xhat^beta``, all modes, one pass."""
+    import numba
+
+    T, N1, R, Np = Y.shape
+    dims = tuple(x.shape[1] for x in xh)
+    if chunks is None:
+        chunks = max(1, min(N1, (2 * numba.get_num_threads() + T - 1) // T))
+    B1 = np.empty((T, N1))
+    G = np.empty((T, R))
+    Bp = np.empty((T, Np))
+    _fused_cpu()(Y, np.ascontiguousarray(xh[0]), _middle(xh), np.ascontiguousarray(xh[-1]), B1, G, Bp, chunks)
+    return [B1, *_middle_fields(G, xh, dims), Bp]
+
+
+# ---------------------------------------------------------------------------
+# the same contraction on the GPU: one thread per output entry
+# ---------------------------------------------------------------------------
+def _cuda_kernels():
+    if "cuda" in _FUSED:
+        return _FUSED["cuda"]
+    from numba import cuda
+
+    @cuda.jit
+    def first(Y, m, w, out):
+        T, N1, R, Np = Y.shape
+        start = cuda.grid(1)
+        for j in range(start, T * N1, cuda.gridsize(1)):
+            t = j // N1
+            i = j - t * N1
+            acc = 0.0
+            for r in range(R):
+                s = 0.0
+                for k in range(Np):
+                    s += Y[t, i, r, k] * w[t, k]
+                acc += s * m[t, r]
+            out[t, i] = acc
+
+    @cuda.jit
+    def last(Y, u, m, out):
+        T, N1, R, Np = Y.shape
+        start = cuda.grid(1)
+        for j in range(start, T * Np, cuda.gridsize(1)):
+            t = j // Np
+            k = j - t * Np
+            acc = 0.0
+            for i in range(N1):
+                for r in range(R):
+                    acc += Y[t, i, r, k] * u[t, i] * m[t, r]
+            out[t, k] = acc
+
+    @cuda.jit
+    def middle(Y, u, w, out):
+        T, N1, R, Np = Y.shape
+        start = cuda.grid(1)
+        for j in range(start, T * R, cuda.gridsize(1)):
+            t = j // R
+            r = j - t * R
+            acc = 0.0
+            for i in range(N1):
+                s = 0.0
+                for k in range(Np):
+                    s += Y[t, i, r, k] * w[t, k]
+                acc += s * u[t, i]
+            out[t, r] = acc
+
+    _FUSED["cuda"] = (first, last, middle)
+    return _FUSED["cuda"]
+
+
+def cuda_fields(Yd, xh: list) -> list:
+    """Fields on the GPU (``Yd`` a device array), returned to the host."""
+    from numba import cuda
+
+    first, last, middle = _cuda_kernels()
+    T, N1, R, Np = Yd.shape
+    dims = tuple(x.shape[1] for x in xh)
+    u = cuda.to_device(np.ascontiguousarray(xh[0]))
+    w = cuda.to_device(np.ascontiguousarray(xh[-1]))
+    m = cuda.to_device(_middle(xh))
+    B1 = cuda.device_array((T, N1))
+    Bp = cuda.device_array((T, Np))
+    G = cuda.device_array((T, R))
+    cfg = _targets.CONFIG
+    first[cfg.grid(T * N1)](Yd, m, w, B1)
+    last[cfg.grid(T * Np)](Yd, u, m, Bp)
+    middle[cfg.grid(T * R)](Yd, u, w, G)
+    return [B1.copy_to_host(), *_middle_fields(G.copy_to_host(), xh, dims), Bp.copy_to_host()]
+
+
+# ---------------------------------------------------------------------------
+# the AMP loop
+# ---------------------------------------------------------------------------
+def denoiser_for(prior: Prior) -> _codegen.ScalarFunction:
+    """The sympy-derived ``(f, df/dB)`` of ``prior`` as a scalar function of ``(A, B, *params)``."""
+    return _codegen.scalar_function(
+        [prior.denoiser, prior.denoiser_variance], [A_SYM, B_SYM, *prior.params], name="den"
+    )
+
+
+def _gauge_fix(overlap: np.ndarray, zero_mean: np.ndarray) -> np.ndarray:
+    """Sign flips of an even number of zero-mean modes leave ``Y`` invariant."""
+    signs = np.ones_like(overlap)
+    idx = np.flatnonzero(zero_mean)
+    if len(idx) >= 2:
+        for t in range(overlap.shape[0]):
+            neg = [a for a in idx if overlap[t, a] < 0]
+            if len(neg) % 2 == 1:
+                keep = min(neg, key=lambda a: abs(overlap[t, a]))
+                neg = [a for a in neg if a != keep]
+            for a in neg:
+                signs[t, a] = -1.0
+    return signs
+
+
+def run_amp(
+    model,
+    size: int,
+    *,
+    trials: int = 8,
+    seed: int = 0,
+    backend: str = "cpu",
+    max_iter: int = 500,
+    tol: float = 1e-8,
+    instance: Instance | None = None,
+    init: str | None = None,
+    record: bool = False,
+) -> AMPResult:
+    """Run AMP on ``trials`` sampled instances of ``model`` at size ``N = size``.
+
+    Parameters
+    ----------
+    model : meanfield.models.tensor.Tensor
+    size : int
+        ``N``; mode ``a`` has ``round(n_a N)`` entries.
+    trials : int
+    seed : int
+        Root seed; trial ``t`` uses child ``t`` of ``SeedSequence(seed)``.
+    backend : {'cpu', 'cuda'}
+    max_iter : int
+    tol : float
+        A trial has converged when ``mean |xhat_{t+1} - xhat_t| < tol`` over all modes.
+    instance : Instance, optional
+        Pre-generated data (for parity tests).
+    init : {'random', 'informed'}, optional
+        Default: the model's ``init``.
+    record : bool
+        Keep the per-iteration overlaps in ``history``.
+    """
+    if backend not in ("cpu", "cuda"):
+        from meanfield._params import ParamError
+
+        raise ParamError("backend", "one of cpu, cuda", backend)
+    inst = instance or sample_instance(model, size, trials, seed)
+    p = model.order
+    T = inst.Y.shape[0]
+    N = inst.size
+    dims = inst.dims
+    n = np.array(dims, dtype=float) / N
+    delta = float(model["delta"])
+    eta = model["damping"]
+    eta = float(eta) if eta is not None else (1.0 if p == 2 else 0.5)
+    # order 2: the parallel schedule splits into two interleaved chains that can
+    # settle on opposite signs; update the modes in turn instead (LowRAMP's UV
+    # order), the reaction term then uses the estimate that entered the other
+    # mode's last field, i.e. the current one.
+    sequential = p == 2
+    priors = model.modes
+    init = init or model["init"]
+    kernels, thetas = [], []
+    for pr in priors:
+        entry = _targets.amp_entry(denoiser_for(pr))
+        kernels.append(_targets.update_kernel(entry, backend))
+        thetas.append(np.array(pr.values if pr.values else (0.0,), dtype=float))
+    if init == "informed":
+        xh = [x.copy() for x in inst.signals]
+        sv = [np.zeros_like(x) for x in inst.signals]
+    else:
+        xh = [pr.mean + 1e-3 * z for pr, z in zip(priors, inst.init_noise, strict=True)]
+        sv = [np.full_like(z, pr.var) for pr, z in zip(priors, inst.init_noise, strict=True)]
+    xo = [np.zeros_like(x) for x in xh]
+    norm = delta * N ** ((p - 1) / 2)
+    if backend == "cuda":
+        from numba import cuda
+
+        Yd = cuda.to_device(inst.Y)
+        ths = [cuda.to_device(th) for th in thetas]
+    converged = np.zeros(T, dtype=bool)
+    iterations = np.full(T, max_iter)
+    history = []
+    def update(a, Bf, A):
+        X = xh[a].copy()
+        Sv = sv[a].copy()
+        if backend == "cuda":
+            Xd, Sd = cuda.to_device(X), cuda.to_device(Sv)
+            kernels[a][_targets.CONFIG.grid(X.size)](
+                cuda.to_device(np.ascontiguousarray(A)), cuda.to_device(np.ascontiguousarray(Bf)),
+                ths[a], Xd, Sd, eta,
+            )
+            return Xd.copy_to_host(), Sd.copy_to_host()
+        kernels[a](np.ascontiguousarray(A), np.ascontiguousarray(Bf), thetas[a], X, Sv, eta)
+        return X, Sv
+
+    def fields():
+        return cuda_fields(Yd, xh) if backend == "cuda" else fused_fields(inst.Y, xh)
+
+    for it in range(1, max_iter + 1):
+        if sequential:
+            prev = [x.copy() for x in xh]
+            for a in range(2):
+                b = 1 - a
+                raw = fields()[a]
+                A = n[b] * np.mean(xh[b] * xh[b], axis=1) / delta
+                ons = n[b] * np.mean(sv[b], axis=1) / delta
+                Bf = raw / norm - ons[:, None] * xh[a]
+                xh[a], sv[a] = update(a, Bf, A)
+            new_x, new_s = xh, sv
+            xh = prev
+        else:
+            raw = fields()
+            Q = np.stack([np.mean(x * x, axis=1) for x in xh])  # (p, T)
+            Qc = np.stack([np.mean(x * y, axis=1) for x, y in zip(xh, xo, strict=True)])
+            S = np.stack([np.mean(s, axis=1) for s in sv])
+            new_x, new_s = [], []
+            for a in range(p):
+                others = [b for b in range(p) if b != a]
+                A = np.prod([n[b] * Q[b] for b in others], axis=0) / delta
+                ons = np.zeros(T)
+                for b in others:
+                    term = n[b] * S[b]
+                    for g in others:
+                        if g != b:
+                            term = term * n[g] * Qc[g]
+                    ons = ons + term
+                Bf = raw[a] / norm - (ons / delta)[:, None] * xo[a]
+                X, Sv = update(a, Bf, A)
+                new_x.append(X)
+                new_s.append(Sv)
+        change = np.mean([np.mean(np.abs(x1 - x0), axis=1) for x1, x0 in zip(new_x, xh, strict=True)], axis=0)
+        xo, xh, sv = xh, new_x, new_s
+        if record:
+            history.append(np.stack([np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1))
+        newly = (~converged) & (change < tol)
+        iterations[newly] = it
+        converged |= newly
+        if converged.all():
+            break
+    overlap = np.stack([np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1)
+    zero_mean = np.array([abs(pr.mean) < 1e-15 for pr in priors])
+    signs = _gauge_fix(overlap, zero_mean)
+    mse = np.stack(
+        [np.mean((signs[:, a : a + 1] * xh[a] - inst.signals[a]) ** 2, axis=1) for a in range(p)], axis=1
+    )
+    return AMPResult(overlap * signs, mse, iterations, converged, history, [signs[:, a:a+1] * xh[a] for a in range(p)])
+
+
+def simulate_tensor(model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw) -> dict:
+    """Means and standard errors over trials (the ``simulate`` JSON contract)."""
+    res = run_amp(model, size, trials=trials, seed=seed, backend=backend, **kw)
+    T = res.overlap.shape[0]
+
+    def sem(x):
+        return (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist() if T > 1 else [float("nan")] * x.shape[1]
+
+    return {
+        "overlap": res.overlap.mean(axis=0).tolist(),
+        "overlap_sem": sem(res.overlap),
+        "mse": res.mse.mean(axis=0).tolist(),
+        "mse_sem": sem(res.mse),
+        "iterations": float(res.iterations.mean()),
+        "converged": float(res.converged.mean()),
+        "status": "ok" if res.converged.all() else "not_converged",
+    }
