@@ -10,15 +10,9 @@ from ._model import Model, SolveResult, System, get_model, registry
 from ._params import Param, ParamError
 from .api import describe, models, simulate, solve, threshold
 from .priors import Prior, custom_prior, from_density, make_prior
+from .sweep import sweep
 
 __version__ = "0.1.0"
-
-
-def sweep(*args, **kwargs):
-    """See :func:`meanfield.sweep.sweep` (imported lazily)."""
-    from .sweep import sweep as _sweep
-
-    return _sweep(*args, **kwargs)
 
 
 __all__ = [

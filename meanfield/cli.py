@@ -314,10 +314,6 @@ def simulate_cmd(
 ) -> None:
     """Simulate sampled instances; means and standard errors over trials."""
     params = parse_sets(sets)
-    if size < 1:
-        raise BadInput(f"--size must be a positive integer; got {size!r}")
-    if trials < 1:
-        raise BadInput(f"--trials must be a positive integer; got {trials!r}")
     with _quiet_stdout():
         res = _api().simulate(model, params, size=size, trials=trials, seed=seed, backend=backend)
     res = _ordered(res, ("overlap", "overlap_sem", "mse", "mse_sem", "status"))
@@ -332,9 +328,11 @@ def dataset_to_json(ds, grid_dims: Iterable[str] = ()) -> dict[str, Any]:
     """A sweep's :class:`xarray.Dataset` as plain JSON.
 
     ``dims`` maps dimension names to sizes (grid dimensions first),
-    ``coords`` each dimension coordinate to its values, ``variables`` each data
-    variable (except ``status``) to nested lists in the order of
-    ``variable_dims[name]``, ``status`` the per-point status.
+    ``coords`` each dimension coordinate to its values, ``variables`` each
+    numeric data variable to nested lists in the order of
+    ``variable_dims[name]`` (grid dimensions, then e.g. ``mode``), ``status``
+    and ``error`` the per-point status and error message (nested lists over
+    the grid dimensions), ``attrs`` the dataset attributes.
     """
     grid_dims = [d for d in grid_dims if d in ds.dims]
     order = grid_dims + [d for d in ds.dims if d not in grid_dims]
@@ -344,12 +342,15 @@ def dataset_to_json(ds, grid_dims: Iterable[str] = ()) -> dict[str, Any]:
         "variables": {},
         "variable_dims": {},
         "status": None,
+        "error": None,
         "attrs": dict(ds.attrs),
     }
     for name, da in ds.data_vars.items():
         da = da.transpose(*[d for d in order if d in da.dims])
-        if name == "status":
-            out["status"] = da.values.astype(str).tolist()
+        if name in ("status", "error"):
+            out[name] = da.values.astype(str).tolist()
+            continue
+        if name == "done":  # resume bookkeeping of a store
             continue
         out["variables"][str(name)] = da.values.tolist()
         out["variable_dims"][str(name)] = [str(d) for d in da.dims]
@@ -360,7 +361,9 @@ def _sweep_rows(ds, grid_dims: list[str]) -> tuple[list[str], list[list[str]]]:
     import numpy as np
 
     grid_dims = [d for d in grid_dims if d in ds.dims] or [d for d in ds.dims][:1]
-    names = [str(n) for n in ds.data_vars if n != "status"]
+    names = [str(n) for n in ds.data_vars if n not in ("status", "error", "done")]
+    if "error" in ds.data_vars and (ds["error"].values.astype(str) != "").any():
+        names.append("error")  # last: the messages of failed points
     header = [*grid_dims, "status", *names]
     shape = tuple(ds.sizes[d] for d in grid_dims)
     arrays = {}
@@ -458,8 +461,6 @@ def sweep_cmd(
     params = parse_sets(sets)
     if not grid:
         raise BadInput("sweep needs at least one --grid NAME=LO:HI:N")
-    if workers is not None and workers < 1:
-        raise BadInput(f"--workers must be a positive integer; got {workers!r}")
     if simulate and (size < 1 or trials < 1):
         raise BadInput(f"--size and --trials must be positive integers; got {size!r}, {trials!r}")
     import importlib
@@ -474,7 +475,7 @@ def sweep_cmd(
             raise BadInput(f"--grid names {name!r} twice")
         axes[name] = values
     sim = {"size": size, "trials": trials, "backend": backend} if simulate else None
-    progress = (not quiet) and sys.stderr.isatty()
+    kw: dict[str, Any] = {"executor": executor} if executor is not None else {}
     with _quiet_stdout():
         ds = _sweep.sweep(
             model,
@@ -483,11 +484,11 @@ def sweep_cmd(
             simulate=simulate,
             sim=sim,
             store=store,
-            executor=executor,
             scheduler=scheduler,
             workers=workers,
             seed=seed,
-            progress=progress,
+            progress=False if quiet else None,  # None: on when stderr is a terminal
+            **kw,
         )
         if out:
             _netcdf_safe(ds).to_netcdf(out)
