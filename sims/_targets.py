@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from meanfield import _codegen
 from meanfield._codegen import ScalarFunction
 
+cuda = None  # numba.cuda, imported on first use
+
 __all__ = ["CONFIG", "LaunchConfig", "amp_entry", "update_kernel"]
 
 
@@ -73,10 +75,12 @@ def update_kernel(entry: ScalarFunction, target: str):
 
         body = _codegen.njit(entry)
 
-        @numba.njit(parallel=True, cache=False)
+        # elementwise and O(N): serial, so an AMP iteration has a single
+        # parallel region (the contraction)
+        @numba.njit(cache=False)
         def kernel(A, B, th, X, S, eta):
             T, N = B.shape
-            for k in numba.prange(T * N):
+            for k in range(T * N):
                 t = k // N
                 i = k - t * N
                 x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta)
@@ -84,6 +88,7 @@ def update_kernel(entry: ScalarFunction, target: str):
                 S[t, i] = s
 
     elif target == "cuda":
+        global cuda  # a module global: the CUDA simulator swaps globals only
         from numba import cuda
 
         body = _codegen.cuda_device(entry)

@@ -35,6 +35,8 @@ from meanfield.priors import Prior, sample
 from .. import _targets
 from .._rng import trial_generators
 
+cuda = None  # numba.cuda, imported on first use
+
 __all__ = ["Instance", "AMPResult", "sample_instance", "run_amp", "fused_fields", "denoiser_for"]
 
 
@@ -65,7 +67,12 @@ class Instance:
 
 @dataclass
 class AMPResult:
-    """Per-trial outcome: overlaps, MSEs, iterations and convergence."""
+    """Per-trial outcome: overlaps, MSEs, iterations and convergence.
+
+    ``overlap`` and ``mse`` are gauge-fixed (``signs`` per trial and mode, for
+    the sign symmetry of pairs of zero-mean modes); ``estimates`` are the raw
+    final estimates per mode.
+    """
 
     overlap: np.ndarray
     mse: np.ndarray
@@ -73,6 +80,7 @@ class AMPResult:
     converged: np.ndarray
     history: list = field(default_factory=list)
     estimates: list = field(default_factory=list)
+    signs: np.ndarray | None = None
 
 
 def mode_sizes(shape, size: int) -> tuple[int, ...]:
@@ -183,12 +191,12 @@ def _middle_fields(G: np.ndarray, xh: list, dims) -> list:
 
 def fused_fields(Y: np.ndarray, xh: list, chunks: int | None = None) -> list:
     """Unnormalised fields ``sum_{a: a_alpha=i} Y_a prod_{beta != alpha} xhat^beta``, all modes, one pass."""
-    import numba
-
     T, N1, R, Np = Y.shape
     dims = tuple(x.shape[1] for x in xh)
     if chunks is None:
-        chunks = max(1, min(N1, (2 * numba.get_num_threads() + T - 1) // T))
+        # a fixed split of the first mode, independent of the number of trials
+        # and threads, so each trial's sums are associated the same way
+        chunks = max(1, min(N1, 8))
     B1 = np.empty((T, N1))
     G = np.empty((T, R))
     Bp = np.empty((T, Np))
@@ -200,6 +208,7 @@ def fused_fields(Y: np.ndarray, xh: list, chunks: int | None = None) -> list:
 # the same contraction on the GPU: one thread per output entry
 # ---------------------------------------------------------------------------
 def _cuda_kernels():
+    global cuda  # a module global: the CUDA simulator swaps globals only
     if "cuda" in _FUSED:
         return _FUSED["cuda"]
     from numba import cuda
@@ -434,7 +443,7 @@ def run_amp(
     mse = np.stack(
         [np.mean((signs[:, a : a + 1] * xh[a] - inst.signals[a]) ** 2, axis=1) for a in range(p)], axis=1
     )
-    return AMPResult(overlap * signs, mse, iterations, converged, history, [signs[:, a:a+1] * xh[a] for a in range(p)])
+    return AMPResult(overlap * signs, mse, iterations, converged, history, xh, signs)
 
 
 def simulate_tensor(model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw) -> dict:
