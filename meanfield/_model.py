@@ -211,6 +211,19 @@ class Model(ABC):
     def observables(self, state: np.ndarray) -> dict[str, Any]:
         """JSON-ready observables at a state (overlap, mse, ...)."""
 
+    def vary(self, param: str, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Parameters, initial states and uninformative states along ``param``.
+
+        Returns ``theta (n, k)``, ``s0 (n, len(inits), dim)`` and ``u (n, dim)``.
+        Models override this with a vectorised version for their common axes.
+        """
+        ms = [self.replace(**{param: float(v)}) for v in values]
+        theta = np.stack([m.theta() for m in ms])
+        inits = list(getattr(self, "inits", ()))
+        s0 = np.stack([np.stack([m.initial_state(i) for i in inits]) for m in ms])
+        u = np.stack([m.uninformative_state() for m in ms]) if hasattr(self, "uninformative_state") else s0[:, 0]
+        return theta, s0, u
+
     # -- shared machinery --------------------------------------------------------
     def solve(self, init: str | None = None) -> SolveResult:
         """Iterate the declared system to a fixed point (see :mod:`meanfield.solvers`)."""

@@ -122,7 +122,11 @@ class Prior:
         return sp.simplify(self.second_moment_expr - self.mean_expr**2)
 
     def _num(self, expr) -> float:
-        return float(expr.subs(dict(zip(self.params, self.values, strict=True))))
+        key = (id(expr), self.values)
+        cache = self.__dict__.setdefault("_num_cache", {})
+        if key not in cache:
+            cache[key] = float(expr.subs(dict(zip(self.params, self.values, strict=True))))
+        return cache[key]
 
     @property
     def mean(self) -> float:
@@ -273,7 +277,8 @@ def make_prior(name: str, *, mean: float = 0.0, var: float = 1.0, rho: float = 1
     """
     if name not in PRIORS:
         raise ParamError("prior", "one of " + ", ".join(PRIORS), name)
-    comps, params = PRIORS[name].build()
+    template = _template(name)
+    comps, params = template.components, template.params
     given = {"mean": mean, "var": var, "rho": rho}
     if name == "rademacher" and not -1.0 < float(mean) < 1.0:
         raise ParamError("mean", "a float in (-1, 1) for the rademacher prior", mean)
@@ -281,7 +286,29 @@ def make_prior(name: str, *, mean: float = 0.0, var: float = 1.0, rho: float = 1
         raise ParamError("var", "a float in (0, inf)", var)
     if "rho" in (p.name for p in params) and not 0.0 < float(rho) <= 1.0:
         raise ParamError("rho", "a float in (0, 1]", rho)
-    return Prior(name, comps, params, tuple(float(given[p.name]) for p in params))
+    out = Prior(name, comps, params, tuple(float(given[p.name]) for p in params))
+    for attr in _DERIVED:  # share the template's sympy derivations
+        if attr in template.__dict__:
+            out.__dict__[attr] = template.__dict__[attr]
+    return out
+
+
+_TEMPLATES: dict[str, Prior] = {}
+_DERIVED = (
+    "mean_expr", "second_moment_expr", "var_expr", "log_partition", "denoiser",
+    "denoiser_variance", "se_map", "free_entropy",
+)
+
+
+def _template(name: str) -> Prior:
+    """The symbolic prior (no values), with its derivations computed once."""
+    if name not in _TEMPLATES:
+        comps, params = PRIORS[name].build()
+        t = Prior(name, comps, params, ())
+        for attr in _DERIVED:
+            getattr(t, attr)
+        _TEMPLATES[name] = t
+    return _TEMPLATES[name]
 
 
 def custom_prior(

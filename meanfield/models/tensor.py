@@ -102,7 +102,14 @@ class Tensor(Model):
 
     @property
     def modes(self) -> list[Prior]:
-        """The prior of each mode, with numeric parameters."""
+        """The prior of each mode, with numeric parameters (cached: models are immutable)."""
+        cached = self.__dict__.get("_modes")
+        if cached is None:
+            cached = self._build_modes()
+            object.__setattr__(self, "_modes", cached)
+        return list(cached)
+
+    def _build_modes(self) -> list[Prior]:
         p = self.order
         names = _per_mode("prior", self["prior"], p)
         means = _per_mode("mean", self["mean"], p)
@@ -141,6 +148,20 @@ class Tensor(Model):
         """``M_a = E[x_a]^2``: the overlap of estimators that ignore the data."""
         return np.array([pr.mean**2 for pr in self.modes])
 
+    def vary(self, param: str, values):
+        """Vectorised along the noise (``delta`` enters only ``theta[0]``)."""
+        if param != "delta":
+            return super().vary(param, values)
+        values = np.asarray(values, dtype=float)
+        for v in (values.min(), values.max()):
+            self.params["delta"].validate(float(v))
+        theta = np.repeat(self.theta()[None, :], len(values), axis=0)
+        theta[:, 0] = values
+        s0 = np.stack([self.initial_state(i) for i in self.inits])
+        s0 = np.repeat(s0[None], len(values), axis=0)
+        u = np.repeat(self.uninformative_state()[None], len(values), axis=0)
+        return theta, s0, u
+
     def observables(self, state: np.ndarray) -> dict[str, Any]:
         rho = np.array([pr.second_moment for pr in self.modes])
         return {"overlap": np.asarray(state).tolist(), "mse": (rho - state).tolist()}
@@ -172,4 +193,17 @@ def _build_system(order: int, priors: list[Prior]) -> System:
         rhs.append(pr.se_map.xreplace(local).subs(LAM, lam))
         psi.append(n[a] * pr.free_entropy.xreplace(local).subs(LAM, lam))
     potential = sp.Add(*psi) - (p - 1) / (2 * delta) * sp.Mul(*[n[b] * M[b] for b in range(p)])
+    # Gaussian expectations of polynomials (Gaussian priors: the denoiser is
+    # linear) are done exactly by sympy: closed-form, quadrature-free maps
+    rhs = [_exact_where_possible(e) for e in rhs]
     return System("map", tuple(M), tuple(params), tuple(rhs), potential)
+
+
+def _exact_where_possible(expr: sp.Expr) -> sp.Expr:
+    from .._symbols import GaussExpect
+
+    def ev(e):
+        out = e.doit()
+        return sp.simplify(out) if not isinstance(out, GaussExpect) else out
+
+    return expr.replace(lambda e: isinstance(e, GaussExpect), ev)
