@@ -62,7 +62,7 @@ def amp_entry(den: ScalarFunction) -> ScalarFunction:
 
 
 def update_kernel(entry: ScalarFunction, target: str):
-    """Apply ``entry`` to every ``(trial, i)``: arrays ``A (T,)``, ``B, X, S (T, N)``.
+    """Apply ``entry`` to every ``(trial, i)``: arrays ``A (T,)``, ``B, X, S (T, N)``, ``eta (T,)``.
 
     CPU: ``kernel(A, B, th, X, S, eta)`` parallel over entries. CUDA: the same
     signature, launched as ``kernel[grid, block](...)`` with a grid-stride loop.
@@ -83,7 +83,7 @@ def update_kernel(entry: ScalarFunction, target: str):
             for k in range(T * N):
                 t = k // N
                 i = k - t * N
-                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta)
+                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta[t])
                 X[t, i] = x
                 S[t, i] = s
 
@@ -102,7 +102,7 @@ def update_kernel(entry: ScalarFunction, target: str):
             for k in range(start, T * N, stride):
                 t = k // N
                 i = k - t * N
-                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta)
+                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta[t])
                 X[t, i] = x
                 S[t, i] = s
 

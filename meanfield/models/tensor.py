@@ -79,6 +79,8 @@ class Tensor(Model):
         "damping": Param("damping", "float", None, lo=0, hi=1, lo_open=True,
                          doc="AMP damping eta: xhat <- eta f + (1 - eta) xhat; "
                              "auto: 1 (none) at order 2, 0.5 above"),
+        "damping_mode": Param("damping_mode", "choice", "fixed", choices=("fixed", "adaptive"),
+                              doc="fixed eta, or adaptive (halve eta when the AMP residual grows)"),
         "tol": Param("tol", "float", 1e-12, lo=0, lo_open=True, doc="state-evolution tolerance"),
         "max_iter": Param("max_iter", "int", 100_000, lo=1, doc="state-evolution iterations"),
     }

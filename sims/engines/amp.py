@@ -317,6 +317,7 @@ def run_amp(
     instance: Instance | None = None,
     init: str | None = None,
     record: bool = False,
+    dtype: str = "float64",
 ) -> AMPResult:
     """Run AMP on ``trials`` sampled instances of ``model`` at size ``N = size``.
 
@@ -338,20 +339,30 @@ def run_amp(
         Default: the model's ``init``.
     record : bool
         Keep the per-iteration overlaps in ``history``.
+    dtype : {'float64', 'float32'}
+        Storage of the observed tensor (the bandwidth-bound part); estimates
+        and accumulations stay in float64.
     """
+    if str(dtype) not in ("float64", "float32"):
+        from meanfield._params import ParamError
+
+        raise ParamError("dtype", "one of float64, float32", dtype)
     if backend not in ("cpu", "cuda"):
         from meanfield._params import ParamError
 
         raise ParamError("backend", "one of cpu, cuda", backend)
-    inst = instance or sample_instance(model, size, trials, seed)
+    inst = instance or sample_instance(model, size, trials, seed, dtype=np.dtype(dtype))
     p = model.order
     T = inst.Y.shape[0]
     N = inst.size
     dims = inst.dims
     n = np.array(dims, dtype=float) / N
     delta = float(model["delta"])
-    eta = model["damping"]
-    eta = float(eta) if eta is not None else (1.0 if p == 2 else 0.5)
+    eta0 = model["damping"]
+    eta0 = float(eta0) if eta0 is not None else (1.0 if p == 2 else 0.5)
+    eta = np.full(T, eta0)
+    adaptive = model["damping_mode"] == "adaptive"
+    last_change = np.full(T, np.inf)
     # order 2: the parallel schedule splits into two interleaved chains that can
     # settle on opposite signs; update the modes in turn instead (LowRAMP's UV
     # order), the reaction term then uses the estimate that entered the other
@@ -387,7 +398,7 @@ def run_amp(
             Xd, Sd = cuda.to_device(X), cuda.to_device(Sv)
             kernels[a][_targets.CONFIG.grid(X.size)](
                 cuda.to_device(np.ascontiguousarray(A)), cuda.to_device(np.ascontiguousarray(Bf)),
-                ths[a], Xd, Sd, eta,
+                ths[a], Xd, Sd, cuda.to_device(eta),
             )
             return Xd.copy_to_host(), Sd.copy_to_host()
         kernels[a](np.ascontiguousarray(A), np.ascontiguousarray(Bf), thetas[a], X, Sv, eta)
@@ -432,6 +443,14 @@ def run_amp(
         xo, xh, sv = xh, new_x, new_s
         if record:
             history.append(np.stack([np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1))
+        if adaptive:
+            # residual-based adaptive damping: a step that grew the change is
+            # followed by a halved step size, a step that shrank it by a 2%
+            # larger one, up to the initial eta (LowRAMP adapts on the Bethe
+            # free entropy instead)
+            grew = change > last_change
+            eta = np.where(grew, np.maximum(eta / 2, 0.02), np.minimum(eta * 1.02, eta0))
+        last_change = change
         newly = (~converged) & (change < tol)
         iterations[newly] = it
         converged |= newly

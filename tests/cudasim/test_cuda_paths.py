@@ -54,7 +54,7 @@ def test_update_kernel_compiles_to_ptx(prior, dtype):
 
     ft = {"float64": float64, "float32": float32}[dtype]
     kernel = _targets.update_kernel(_targets.amp_entry(denoiser_for(make_prior(prior))), "cuda")
-    ptx = _compile_ptx(kernel, (ft[:], ft[:, :], float64[:], ft[:, :], ft[:, :], float64))
+    ptx = _compile_ptx(kernel, (ft[:], ft[:, :], float64[:], ft[:, :], ft[:, :], ft[:]))
     assert ".entry" in ptx and "sm_90" in ptx
 
 
