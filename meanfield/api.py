@@ -32,6 +32,8 @@ __all__ = [
     "threshold",
     "simulate",
     "evaluate_point",
+    "fixed_points",
+    "phase",
     "ParamError",
 ]
 
@@ -84,6 +86,42 @@ def simulate(
     from sims import simulate as _simulate
 
     return _simulate(build(model, params), size=size, trials=trials, seed=seed, backend=backend)
+
+
+def fixed_points(model: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every fixed point of the theory (stable and unstable branches).
+
+    Returns ``{"fixed_points": [{"overlap", "stable", "spectral_radius", "free_energy"}, ...]}``
+    sorted by overlap.
+    """
+    from .solvers.fixed_point import all_fixed_points
+
+    m = build(model, params)
+    out = []
+    for f in all_fixed_points(m):
+        d = m.observables(f["state"])
+        d.update(stable=bool(f["stable"]), spectral_radius=f["spectral_radius"], free_energy=f["free_energy"])
+        out.append(d)
+    return {"fixed_points": out}
+
+
+def phase(
+    model: str,
+    params: dict[str, Any] | None = None,
+    *,
+    x: str,
+    xs,
+    y: str = "delta",
+    ys,
+):
+    """Phase diagram (:func:`meanfield.solvers.phase.phase_diagram`) as an ``xarray.Dataset``."""
+    from .solvers.phase import phase_diagram
+
+    m = build(model, params)
+    if x not in m.params or m.params[x].kind != "float":
+        floats = ", ".join(k for k, p in m.params.items() if p.kind == "float")
+        raise ParamError("x", f"a float parameter of {model} ({floats})", x)
+    return phase_diagram(m, x, xs, y=y, ys=ys)
 
 
 def evaluate_point(

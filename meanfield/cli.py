@@ -301,6 +301,57 @@ def threshold_cmd(
         _emit_kv(res)
 
 
+@app.command("fixed-points")
+@_guard
+def fixed_points_cmd(model: ModelArg, sets: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Every fixed point of the theory, stable and unstable, with its free energy."""
+    params = parse_sets(sets)
+    with _quiet_stdout():
+        res = _api().fixed_points(model, params)
+    if as_json:
+        _emit_json(res)
+        return
+    rows = [
+        [_fmt(f.get("overlap")), "stable" if f["stable"] else "unstable",
+         _fmt(f["spectral_radius"]), _fmt(f["free_energy"])]
+        for f in res["fixed_points"]
+    ]
+    _emit_table(["overlap", "stability", "spectral_radius", "free_energy"], rows)
+
+
+@app.command("phase")
+@_guard
+def phase_cmd(
+    model: ModelArg,
+    x: Annotated[str, typer.Option("--x", help="first axis, name=lo:hi:n")],
+    y: Annotated[str, typer.Option("--y", help="threshold axis, name=lo:hi:n")] = "delta=0.01:1:64",
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Phase diagram: easy/hard/impossible regions and the three thresholds along --y."""
+    import importlib
+
+    parse_grid = importlib.import_module("meanfield.sweep").parse_grid
+    params = parse_sets(sets)
+    xname, xs = parse_grid(x)
+    yname, ys = parse_grid(y)
+    with _quiet_stdout():
+        ds = _api().phase(model, params, x=xname, xs=xs, y=yname, ys=ys)
+    keys = ("algorithmic", "information", "dynamic")
+    if as_json:
+        _emit_json({
+            "x": xname, "y": yname, "xs": [float(v) for v in xs], "ys": [float(v) for v in ys],
+            **{k: [None if v != v else float(v) for v in ds[k].values] for k in keys},
+            "status": [str(v) for v in ds["status"].values],
+            "region": ds["region"].values.tolist(),
+            "regions": {"0": "easy", "1": "hard", "2": "impossible"},
+        })
+        return
+    rows = [[_fmt(float(xv))] + [_fmt(float(ds[k].values[i])) for k in keys] + [str(ds["status"].values[i])]
+            for i, xv in enumerate(xs)]
+    _emit_table([xname, *keys, "status"], rows)
+
+
 @app.command("simulate")
 @_guard
 def simulate_cmd(

@@ -140,3 +140,55 @@ def solve_model(model: Model, init: str | None = None) -> SolveResult:
         values["branch"] = init
     status = str(ST[k])
     return SolveResult(state=state, iterations=int(IT[k]), status=status, values=values)
+
+
+def all_fixed_points(model: Model, starts: int = 48, tol: float = 1e-11) -> list[dict]:
+    """Every fixed point reachable by Newton from starts spread between branches.
+
+    Stable branches come from iteration; unstable ones (the middle branch of a
+    coexistence window) are invisible to iteration, so ``F(s) = s`` is also
+    solved by ``scipy.optimize.root`` with the sympy Jacobian from ``starts``
+    points on the segment between the uninformative and the informed states.
+
+    Returns
+    -------
+    list of dict
+        ``state``, ``stable`` (spectral radius of the Jacobian < 1),
+        ``spectral_radius`` and ``free_energy`` (NaN without a potential),
+        sorted by the mean order parameter.
+    """
+    from scipy.optimize import root
+
+    from .stability import spectral_radius
+
+    system = model.system()
+    theta = model.theta()
+    lo = model.uninformative_state() if hasattr(model, "uninformative_state") else model.initial_state(
+        model.inits[0]
+    )
+    hi = model.initial_state(model.inits[-1])
+    found: list[np.ndarray] = []
+    S, _, ST = iterate(system, np.stack([model.initial_state(i) for i in model.inits]), theta,
+                       **model.solver_options())
+    found += [s for s, st in zip(S, ST, strict=True) if st == "ok"]
+
+    def fun(s):
+        return system.evaluate("rhs", s, theta) - s
+
+    def jac(s):
+        return system.evaluate("jacobian", s, theta) - np.eye(system.dim)
+
+    for w in np.linspace(0.0, 1.0, starts):
+        sol = root(fun, (1 - w) * lo + w * hi, jac=jac, method="hybr", tol=tol)
+        if sol.success and np.all(np.isfinite(sol.x)) and np.max(np.abs(fun(sol.x))) < 1e-9:
+            found.append(sol.x)
+    unique: list[np.ndarray] = []
+    for s in found:
+        if all(np.max(np.abs(s - u)) > 1e-7 for u in unique):
+            unique.append(s)
+    out = []
+    for s in sorted(unique, key=lambda x: float(np.mean(x))):
+        rho = float(spectral_radius(system, s, theta))
+        phi = float(system.evaluate("potential", s, theta)) if system.potential is not None else float("nan")
+        out.append({"state": s, "stable": rho < 1.0, "spectral_radius": rho, "free_energy": phi})
+    return out

@@ -171,15 +171,21 @@ def find_threshold(
         right = k0
         while right + 1 < len(grid) and coexist[right + 1]:
             right += 1
-        # the easy side is the outside neighbour whose fixed point is more informative
+        # the easy side is where the informative branch continues outside the
+        # window (both starts reach it); on the other side the informed start
+        # falls to the uninformative branch
+        def continues(outside, inside):
+            o = np.sum(sr[outside])
+            return abs(o - np.sum(si[inside])) < abs(o - np.sum(sr[inside]))
+
         left_out = left - 1 if left > 0 else None
         right_out = right + 1 if right + 1 < len(grid) else None
-        ov = np.sum(sr, axis=1)
-        easy_left = True
-        if left_out is not None and right_out is not None:
-            easy_left = ov[left_out] >= ov[right_out]
-        elif left_out is None and right_out is not None:
-            easy_left = ov[right_out] < ov[right]
+        if left_out is not None:
+            easy_left = continues(left_out, left)
+        elif right_out is not None:
+            easy_left = not continues(right_out, right)
+        else:
+            easy_left = True
         if easy_left:
             alg_edge, alg_out = left, left_out
             dyn_edge, dyn_out = right, right_out

@@ -79,3 +79,31 @@ def test_order3_gaussian_mse_table():
     for delta, mse in [(0.05, 0.0484), (0.1, 0.1021), (0.15, 0.1633), (0.2, 0.9852)]:
         out = meanfield.solve("tensor", dict(order=3, mean=0.2, delta=delta))
         assert out["mse"][0] == pytest.approx(mse, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "params,alg,it,dyn,tol",
+    [
+        # tensor.md §4: Gaussian rows exact to ~1e-4, discrete/sparse to ~1e-3
+        (dict(order=4, prior="rademacher"), 0.0, 0.1903, 0.2301, 1.5e-3),
+        (dict(order=3, prior="rademacher", mean=0.1), 0.0388, 0.2866, 0.3121, 1.5e-3),
+        (dict(order=3, prior="rademacher", mean=0.3), 0.2722, 0.3239, 0.3357, 1.5e-3),
+        (dict(order=3, prior="gauss_bernoulli", rho=0.5), 0.0, 0.0325, 0.0358, 1.5e-3),
+        (dict(order=3, prior="gaussian", mean="0,0.2,0.2"), 0.1010, 0.2592, 0.2780, 1.5e-4),
+        (dict(order=3, prior="gaussian", mean="0,0,0.5"), 0.2460, 0.3291, 0.3424, 1.5e-4),
+    ],
+)
+def test_threshold_table_more_rows(params, alg, it, dyn, tol):
+    got = {k: meanfield.threshold("tensor", params, kind=k)["value"] for k in ("algorithmic", "information", "dynamic")}
+    assert got["algorithmic"] == pytest.approx(alg, abs=tol)
+    assert got["information"] == pytest.approx(it, abs=tol)
+    assert got["dynamic"] == pytest.approx(dyn, abs=tol)
+
+
+def test_one_zero_mean_mode_keeps_the_easy_phase():
+    """k = 1 zero-mean mode (Kadmon & Ganguli 2018, §1): the easy phase survives
+    when the other modes have non-zero mean; k = 3 removes it (Delta_alg = 0)."""
+    one = meanfield.threshold("tensor", dict(order=3, mean="0,0.2,0.2"), kind="algorithmic")
+    three = meanfield.threshold("tensor", dict(order=3, mean="0,0,0"), kind="algorithmic")
+    assert one["value"] > 0.05
+    assert three["value"] == 0.0
