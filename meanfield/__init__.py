@@ -6,6 +6,14 @@ Public API (re-exports only): models are declarations
 against the simulators in :mod:`sims`.
 """
 
+import os as _os
+
+# numba's OpenMP threads spin while waiting; when other busy processes share
+# the cores (sweep workers, a CI machine) that makes parallel kernels 20-100x
+# slower. Wait passively unless the user chose otherwise (must be set before
+# the first parallel region starts the OpenMP runtime).
+_os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 from ._model import Model, SolveResult, System, get_model, registry
 from ._params import Param, ParamError
 from .api import describe, models, simulate, solve, threshold

@@ -295,5 +295,8 @@ def evaluate(fn: ScalarFunction, *args) -> tuple[np.ndarray, ...]:
     return tuple(out[:, j].reshape(shape) for j in range(fn.n_out))
 
 
-def unique_name(prefix: str, _counter=itertools.count()) -> str:
-    return f"{prefix}{next(_counter)}"
+_COUNTER = itertools.count()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{next(_COUNTER)}"

@@ -175,7 +175,7 @@ class Model(ABC):
         raise AttributeError(f"{type(self).__name__} is immutable; use .replace(...)")
 
     # -- declaration -----------------------------------------------------------
-    def check(self, values: dict[str, Any]) -> None:
+    def check(self, values: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Cross-parameter validation (override); raise :class:`ParamError`."""
 
     @property
@@ -221,7 +221,11 @@ class Model(ABC):
         theta = np.stack([m.theta() for m in ms])
         inits = list(getattr(self, "inits", ()))
         s0 = np.stack([np.stack([m.initial_state(i) for i in inits]) for m in ms])
-        u = np.stack([m.uninformative_state() for m in ms]) if hasattr(self, "uninformative_state") else s0[:, 0]
+        u = (
+            np.stack([m.uninformative_state() for m in ms])
+            if hasattr(self, "uninformative_state")
+            else s0[:, 0]
+        )
         return theta, s0, u
 
     # -- shared machinery --------------------------------------------------------

@@ -81,11 +81,18 @@ def simulate(
     trials: int = 8,
     seed: int = 0,
     backend: str = "cpu",
+    **engine: Any,
 ) -> dict[str, Any]:
-    """Run the model's simulator on sampled instances; means and standard errors."""
+    """Run the model's simulator on sampled instances; means and standard errors.
+
+    Extra keyword arguments go to the engine (for the tensor model: ``max_iter``,
+    ``tol``, ``dtype``, ``init``).
+    """
     from sims import simulate as _simulate
 
-    return _simulate(build(model, params), size=size, trials=trials, seed=seed, backend=backend)
+    return _simulate(
+        build(model, params), size=size, trials=trials, seed=seed, backend=backend, **engine
+    )
 
 
 def fixed_points(model: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +107,11 @@ def fixed_points(model: str, params: dict[str, Any] | None = None) -> dict[str, 
     out = []
     for f in all_fixed_points(m):
         d = m.observables(f["state"])
-        d.update(stable=bool(f["stable"]), spectral_radius=f["spectral_radius"], free_energy=f["free_energy"])
+        d.update(
+            stable=bool(f["stable"]),
+            spectral_radius=f["spectral_radius"],
+            free_energy=f["free_energy"],
+        )
         out.append(d)
     return {"fixed_points": out}
 

@@ -312,8 +312,12 @@ def fixed_points_cmd(model: ModelArg, sets: SetOpt = None, as_json: JsonOpt = Fa
         _emit_json(res)
         return
     rows = [
-        [_fmt(f.get("overlap")), "stable" if f["stable"] else "unstable",
-         _fmt(f["spectral_radius"]), _fmt(f["free_energy"])]
+        [
+            _fmt(f.get("overlap")),
+            "stable" if f["stable"] else "unstable",
+            _fmt(f["spectral_radius"]),
+            _fmt(f["free_energy"]),
+        ]
         for f in res["fixed_points"]
     ]
     _emit_table(["overlap", "stability", "spectral_radius", "free_energy"], rows)
@@ -339,16 +343,25 @@ def phase_cmd(
         ds = _api().phase(model, params, x=xname, xs=xs, y=yname, ys=ys)
     keys = ("algorithmic", "information", "dynamic")
     if as_json:
-        _emit_json({
-            "x": xname, "y": yname, "xs": [float(v) for v in xs], "ys": [float(v) for v in ys],
-            **{k: [None if v != v else float(v) for v in ds[k].values] for k in keys},
-            "status": [str(v) for v in ds["status"].values],
-            "region": ds["region"].values.tolist(),
-            "regions": {"0": "easy", "1": "hard", "2": "impossible"},
-        })
+        _emit_json(
+            {
+                "x": xname,
+                "y": yname,
+                "xs": [float(v) for v in xs],
+                "ys": [float(v) for v in ys],
+                **{k: [None if v != v else float(v) for v in ds[k].values] for k in keys},
+                "status": [str(v) for v in ds["status"].values],
+                "region": ds["region"].values.tolist(),
+                "regions": {"0": "easy", "1": "hard", "2": "impossible"},
+            }
+        )
         return
-    rows = [[_fmt(float(xv))] + [_fmt(float(ds[k].values[i])) for k in keys] + [str(ds["status"].values[i])]
-            for i, xv in enumerate(xs)]
+    rows = [
+        [_fmt(float(xv))]
+        + [_fmt(float(ds[k].values[i])) for k in keys]
+        + [str(ds["status"].values[i])]
+        for i, xv in enumerate(xs)
+    ]
     _emit_table([xname, *keys, "status"], rows)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
 from ._params import ParamError
@@ -66,6 +67,7 @@ class Component:
             a = sp.sympify(self.atom)
             return sp.log(self.weight) + B * a - A * a**2 / 2
         a2, a1, a0 = _quadratic_exponent(self.density)
+
         # int exp(c2 x^2 + c1 x + c0) dx = sqrt(pi/(-c2)) exp(c0 - c1^2/(4 c2))
         def log_gauss_int(c2, c1, c0):
             return sp.log(sp.pi / (-c2)) / 2 + c0 - c1**2 / (4 * c2)
@@ -295,8 +297,14 @@ def make_prior(name: str, *, mean: float = 0.0, var: float = 1.0, rho: float = 1
 
 _TEMPLATES: dict[str, Prior] = {}
 _DERIVED = (
-    "mean_expr", "second_moment_expr", "var_expr", "log_partition", "denoiser",
-    "denoiser_variance", "se_map", "free_entropy",
+    "mean_expr",
+    "second_moment_expr",
+    "var_expr",
+    "log_partition",
+    "denoiser",
+    "denoiser_variance",
+    "se_map",
+    "free_entropy",
 )
 
 
@@ -344,11 +352,17 @@ def numeric_components(prior: Prior) -> list[tuple[float, float, float]]:
     out = []
     for c in prior.components:
         m, v = c.moments()
-        out.append((float(c.weight.subs(sub)), float(sp.sympify(m).subs(sub)), float(sp.sympify(v).subs(sub))))
+        out.append(
+            (
+                float(c.weight.subs(sub)),
+                float(sp.sympify(m).subs(sub)),
+                float(sp.sympify(v).subs(sub)),
+            )
+        )
     return out
 
 
-def sample(prior: Prior, rng, size) -> "np.ndarray":
+def sample(prior: Prior, rng, size) -> np.ndarray:
     """Draw i.i.d. samples from ``prior`` with the numpy Generator ``rng``."""
     import numpy as np
 

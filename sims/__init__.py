@@ -1,4 +1,4 @@
-"""Simulators that check the theory: ``simulate(model, size=..., trials=..., seed=..., backend=...)``.
+"""Simulators that check the theory: ``simulate(model, size=, trials=, seed=, backend=)``.
 
 Each model is routed to the engine for its kind of dynamics; engines run many
 seeded trials at once on the CPU (numba) or the GPU (numba-CUDA) from one
@@ -12,8 +12,9 @@ from typing import Any
 __all__ = ["simulate"]
 
 
-def simulate(model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu",
-             **kw: Any) -> dict[str, Any]:
+def simulate(
+    model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw: Any
+) -> dict[str, Any]:
     """Simulate ``model`` (a validated :class:`meanfield.Model`) and summarise over trials.
 
     Returns a JSON-ready dict; for the tensor model: ``overlap``, ``overlap_sem``,
@@ -30,5 +31,7 @@ def simulate(model, *, size: int = 256, trials: int = 8, seed: int = 0, backend:
     if model.name == "tensor":
         from .engines.amp import simulate_tensor
 
-        return simulate_tensor(model, size=int(size), trials=int(trials), seed=int(seed), backend=backend, **kw)
+        return simulate_tensor(
+            model, size=int(size), trials=int(trials), seed=int(seed), backend=backend, **kw
+        )
     raise ParamError("model", "a model with a simulator (tensor)", model.name)

@@ -89,9 +89,10 @@ def amp_reference(model, instance, iterations: int, eta: float, init: str = "ran
         for a in range(p):
             others = [b for b in range(p) if b != a]
             A = np.prod([n[b] * Q[b] for b in others]) / delta
-            ons = sum(
-                n[b] * S[b] * np.prod([n[g] * Qc[g] for g in others if g != b]) for b in others
-            ) / delta
+            ons = (
+                sum(n[b] * S[b] * np.prod([n[g] * Qc[g] for g in others if g != b]) for b in others)
+                / delta
+            )
             Bf = field(a, xh) / norm - ons * xo[a]
             f, s = posterior_moments(priors[a], A, Bf)
             new.append((eta * f + (1 - eta) * xh[a], eta * s + (1 - eta) * sv[a]))

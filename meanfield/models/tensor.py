@@ -62,25 +62,79 @@ class Tensor(Model):
     params: ClassVar[dict[str, Param]] = {
         "order": Param("order", "int", 2, lo=2, hi=8, doc="tensor order p"),
         "shape": Param(
-            "shape", "float", 1.0, lo=0, lo_open=True, per_mode=True,
+            "shape",
+            "float",
+            1.0,
+            lo=0,
+            lo_open=True,
+            per_mode=True,
             doc="mode-size ratios n_a = N_a / N",
         ),
         "delta": Param("delta", "float", 0.5, lo=0, lo_open=True, doc="noise variance"),
         "prior": Param(
-            "prior", "choice", "gaussian", choices=tuple(PRIORS), per_mode=True,
+            "prior",
+            "choice",
+            "gaussian",
+            choices=tuple(PRIORS),
+            per_mode=True,
             doc="prior of each mode",
         ),
-        "mean": Param("mean", "float", 0.0, per_mode=True, doc="prior mean (gaussian, rademacher, gauss_bernoulli)"),
-        "var": Param("var", "float", 1.0, lo=0, lo_open=True, per_mode=True, doc="prior variance of the Gaussian part"),
-        "rho": Param("rho", "float", 0.5, lo=0, hi=1, lo_open=True, per_mode=True, doc="sparsity (fraction of non-zeros)"),
-        "init": Param("init", "choice", "random", choices=("random", "informed"), doc="initialisation"),
-        "eps": Param("eps", "float", 1e-6, lo=0, hi=1, lo_open=True, hi_open=True,
-                     doc="overlap of a random start (vanishing at large N)"),
-        "damping": Param("damping", "float", None, lo=0, hi=1, lo_open=True,
-                         doc="AMP damping eta: xhat <- eta f + (1 - eta) xhat; "
-                             "auto: 1 (none) at order 2, 0.5 above"),
-        "damping_mode": Param("damping_mode", "choice", "fixed", choices=("fixed", "adaptive"),
-                              doc="fixed eta, or adaptive (halve eta when the AMP residual grows)"),
+        "mean": Param(
+            "mean",
+            "float",
+            0.0,
+            per_mode=True,
+            doc="prior mean (gaussian, rademacher, gauss_bernoulli)",
+        ),
+        "var": Param(
+            "var",
+            "float",
+            1.0,
+            lo=0,
+            lo_open=True,
+            per_mode=True,
+            doc="prior variance of the Gaussian part",
+        ),
+        "rho": Param(
+            "rho",
+            "float",
+            0.5,
+            lo=0,
+            hi=1,
+            lo_open=True,
+            per_mode=True,
+            doc="sparsity (fraction of non-zeros)",
+        ),
+        "init": Param(
+            "init", "choice", "random", choices=("random", "informed"), doc="initialisation"
+        ),
+        "eps": Param(
+            "eps",
+            "float",
+            1e-6,
+            lo=0,
+            hi=1,
+            lo_open=True,
+            hi_open=True,
+            doc="overlap of a random start (vanishing at large N)",
+        ),
+        "damping": Param(
+            "damping",
+            "float",
+            None,
+            lo=0,
+            hi=1,
+            lo_open=True,
+            doc="AMP damping eta: xhat <- eta f + (1 - eta) xhat; "
+            "auto: 1 (none) at order 2, 0.5 above",
+        ),
+        "damping_mode": Param(
+            "damping_mode",
+            "choice",
+            "fixed",
+            choices=("fixed", "adaptive"),
+            doc="fixed eta, or adaptive (halve eta when the AMP residual grows)",
+        ),
         "tol": Param("tol", "float", 1e-12, lo=0, lo_open=True, doc="state-evolution tolerance"),
         "max_iter": Param("max_iter", "int", 100_000, lo=1, doc="state-evolution iterations"),
     }
@@ -91,7 +145,7 @@ class Tensor(Model):
         p = v["order"]
         for key in ("shape", "prior", "mean", "var", "rho"):
             _per_mode(key, v[key], p)
-        self.modes  # builds and validates the priors
+        _ = self.modes  # builds and validates the priors
 
     # -- structure -----------------------------------------------------------------
     @property
@@ -117,9 +171,7 @@ class Tensor(Model):
         means = _per_mode("mean", self["mean"], p)
         vars_ = _per_mode("var", self["var"], p)
         rhos = _per_mode("rho", self["rho"], p)
-        return [
-            make_prior(names[a], mean=means[a], var=vars_[a], rho=rhos[a]) for a in range(p)
-        ]
+        return [make_prior(names[a], mean=means[a], var=vars_[a], rho=rhos[a]) for a in range(p)]
 
     @property
     def order_parameters(self) -> tuple[str, ...]:

@@ -102,8 +102,12 @@ def iterate(
     state0 = np.asarray(state0, dtype=float)
     theta = np.asarray(theta, dtype=float)
     shape = np.broadcast_shapes(state0.shape[:-1], theta.shape[:-1])
-    S0 = np.ascontiguousarray(np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim))
-    TH = np.ascontiguousarray(np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1]))
+    S0 = np.ascontiguousarray(
+        np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim)
+    )
+    TH = np.ascontiguousarray(
+        np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1])
+    )
     n = S0.shape[0]
     S = np.empty_like(S0)
     IT = np.zeros(n, dtype=np.int64)
@@ -163,13 +167,19 @@ def all_fixed_points(model: Model, starts: int = 48, tol: float = 1e-11) -> list
 
     system = model.system()
     theta = model.theta()
-    lo = model.uninformative_state() if hasattr(model, "uninformative_state") else model.initial_state(
-        model.inits[0]
+    lo = (
+        model.uninformative_state()
+        if hasattr(model, "uninformative_state")
+        else model.initial_state(model.inits[0])
     )
     hi = model.initial_state(model.inits[-1])
     found: list[np.ndarray] = []
-    S, _, ST = iterate(system, np.stack([model.initial_state(i) for i in model.inits]), theta,
-                       **model.solver_options())
+    S, _, ST = iterate(
+        system,
+        np.stack([model.initial_state(i) for i in model.inits]),
+        theta,
+        **model.solver_options(),
+    )
     found += [s for s, st in zip(S, ST, strict=True) if st == "ok"]
 
     def fun(s):
@@ -189,6 +199,10 @@ def all_fixed_points(model: Model, starts: int = 48, tol: float = 1e-11) -> list
     out = []
     for s in sorted(unique, key=lambda x: float(np.mean(x))):
         rho = float(spectral_radius(system, s, theta))
-        phi = float(system.evaluate("potential", s, theta)) if system.potential is not None else float("nan")
+        phi = (
+            float(system.evaluate("potential", s, theta))
+            if system.potential is not None
+            else float("nan")
+        )
         out.append({"state": s, "stable": rho < 1.0, "spectral_radius": rho, "free_energy": phi})
     return out

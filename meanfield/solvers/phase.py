@@ -46,7 +46,11 @@ def _batch(models_x: list[Model], param: str, ys: np.ndarray):
     theta = np.array(thetas)  # (nx, ny, k)
     s0 = np.array(s0)  # (nx, ny, 2, d)
     S, _, ST = iterate(system, s0, theta[:, :, None, :], **models_x[0].solver_options())
-    phi = system.evaluate("potential", S, theta[:, :, None, :]) if system.potential is not None else None
+    phi = (
+        system.evaluate("potential", S, theta[:, :, None, :])
+        if system.potential is not None
+        else None
+    )
     return S, ST, phi, np.array(us)
 
 

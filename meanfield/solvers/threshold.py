@@ -56,7 +56,15 @@ class ThresholdResult:
         }
 
 
-def branches(model: Model, param: str, values: np.ndarray):
+BISECT_MAX_ITER = 20_000
+"""Iteration cap inside bisections: near a spinodal the iteration slows
+critically (~ 1/sqrt(distance)); a start still lingering after this many
+steps is within ~1e-8 (relative) of the edge."""
+
+_SCANS: dict = {}
+
+
+def branches(model: Model, param: str, values: np.ndarray, max_iter: int | None = None):
     """Fixed points from the random and informed starts at each value of ``param``.
 
     Returns
@@ -69,11 +77,18 @@ def branches(model: Model, param: str, values: np.ndarray):
     system = model.system()
     for m in ms:
         if m.system() is not system:
-            raise ParamError(param, "a parameter that leaves the model's structure unchanged", param)
+            raise ParamError(
+                param, "a parameter that leaves the model's structure unchanged", param
+            )
     theta = np.stack([m.theta() for m in ms])
     s0 = np.stack([np.stack([m.initial_state("random"), m.initial_state("informed")]) for m in ms])
-    S, _, ST = iterate(system, s0, theta[:, None, :], **model.solver_options())
-    status = np.where((ST == "ok").all(axis=1), "ok", np.where(ST[:, 0] != "ok", ST[:, 0], ST[:, 1]))
+    opts = dict(model.solver_options())
+    if max_iter is not None:
+        opts["max_iter"] = min(opts.get("max_iter", max_iter), max_iter)
+    S, _, ST = iterate(system, s0, theta[:, None, :], **opts)
+    status = np.where(
+        (ST == "ok").all(axis=1), "ok", np.where(ST[:, 0] != "ok", ST[:, 0], ST[:, 1])
+    )
     if system.potential is not None:
         phi = system.evaluate("potential", S, theta[:, None, :])
     else:
@@ -146,8 +161,13 @@ def find_threshold(
         raise ParamError("lo", f"a value below hi={hi}", lo)
     log = positive and lo > 0
     grid = np.geomspace(lo, hi, points) if log else np.linspace(lo, hi, points)
-    sr, si, st, pr, pi = branches(model, param, grid)
-    grid, sr, si, st, pr, pi = _refine(model, param, grid, sr, si, st, pr, pi, log)
+    key = (repr(model.replace(**{param: float(grid[0])})), param, lo, hi, points)
+    if key not in _SCANS:
+        scan = branches(model, param, grid)
+        _SCANS[key] = _refine(model, param, grid, *scan, log)
+        if len(_SCANS) > 64:
+            _SCANS.pop(next(iter(_SCANS)))
+    grid, sr, si, st, pr, pi = _SCANS[key]
     result = ThresholdResult(param, kind, None, "ok")
     if not (st == "ok").all():
         bad = grid[st != "ok"]
@@ -155,7 +175,7 @@ def find_threshold(
     coexist = (np.max(np.abs(sr - si), axis=1) > COEXIST_TOL) & (st == "ok")
 
     def coexist_at(x: float) -> bool:
-        a, b, s, _, _ = branches(model, param, np.array([x]))
+        a, b, s, _, _ = branches(model, param, np.array([x]), max_iter=BISECT_MAX_ITER)
         return bool(np.max(np.abs(a - b)) > COEXIST_TOL)
 
     if coexist.any():
@@ -171,6 +191,7 @@ def find_threshold(
         right = k0
         while right + 1 < len(grid) and coexist[right + 1]:
             right += 1
+
         # the easy side is where the informative branch continues outside the
         # window (both starts reach it); on the other side the informed start
         # falls to the uninformative branch
@@ -217,7 +238,7 @@ def find_threshold(
 
             def optimal_informative(x: float) -> bool:
                 """True where the informative branch is the Bayes-optimal one."""
-                a, b, s, p_r, p_i = branches(model, param, np.array([x]))
+                a, b, s, p_r, p_i = branches(model, param, np.array([x]), max_iter=BISECT_MAX_ITER)
                 if np.max(np.abs(a - b)) > COEXIST_TOL:
                     return bool(p_i[0] > p_r[0])
                 on_easy_side = x < lo_c if easy_left else x > hi_c

@@ -190,7 +190,7 @@ def _middle_fields(G: np.ndarray, xh: list, dims) -> list:
 
 
 def fused_fields(Y: np.ndarray, xh: list, chunks: int | None = None) -> list:
-    """Unnormalised fields ``sum_{a: a_alpha=i} Y_a prod_{beta != alpha} xhat^beta``, all modes, one pass."""
+    """Unnormalised fields ``sum_{a: a_alpha=i} Y_a prod_{beta != alpha} xhat^beta``, one pass."""
     T, N1, R, Np = Y.shape
     dims = tuple(x.shape[1] for x in xh)
     if chunks is None:
@@ -200,7 +200,9 @@ def fused_fields(Y: np.ndarray, xh: list, chunks: int | None = None) -> list:
     B1 = np.empty((T, N1))
     G = np.empty((T, R))
     Bp = np.empty((T, Np))
-    _fused_cpu()(Y, np.ascontiguousarray(xh[0]), _middle(xh), np.ascontiguousarray(xh[-1]), B1, G, Bp, chunks)
+    _fused_cpu()(
+        Y, np.ascontiguousarray(xh[0]), _middle(xh), np.ascontiguousarray(xh[-1]), B1, G, Bp, chunks
+    )
     return [B1, *_middle_fields(G, xh, dims), Bp]
 
 
@@ -391,14 +393,19 @@ def run_amp(
     converged = np.zeros(T, dtype=bool)
     iterations = np.full(T, max_iter)
     history = []
+
     def update(a, Bf, A):
         X = xh[a].copy()
         Sv = sv[a].copy()
         if backend == "cuda":
             Xd, Sd = cuda.to_device(X), cuda.to_device(Sv)
             kernels[a][_targets.CONFIG.grid(X.size)](
-                cuda.to_device(np.ascontiguousarray(A)), cuda.to_device(np.ascontiguousarray(Bf)),
-                ths[a], Xd, Sd, cuda.to_device(eta),
+                cuda.to_device(np.ascontiguousarray(A)),
+                cuda.to_device(np.ascontiguousarray(Bf)),
+                ths[a],
+                Xd,
+                Sd,
+                cuda.to_device(eta),
             )
             return Xd.copy_to_host(), Sd.copy_to_host()
         kernels[a](np.ascontiguousarray(A), np.ascontiguousarray(Bf), thetas[a], X, Sv, eta)
@@ -439,10 +446,16 @@ def run_amp(
                 X, Sv = update(a, Bf, A)
                 new_x.append(X)
                 new_s.append(Sv)
-        change = np.mean([np.mean(np.abs(x1 - x0), axis=1) for x1, x0 in zip(new_x, xh, strict=True)], axis=0)
+        change = np.mean(
+            [np.mean(np.abs(x1 - x0), axis=1) for x1, x0 in zip(new_x, xh, strict=True)], axis=0
+        )
         xo, xh, sv = xh, new_x, new_s
         if record:
-            history.append(np.stack([np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1))
+            history.append(
+                np.stack(
+                    [np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1
+                )
+            )
         if adaptive:
             # residual-based adaptive damping: a step that grew the change is
             # followed by a halved step size, a step that shrank it by a 2%
@@ -456,22 +469,29 @@ def run_amp(
         converged |= newly
         if converged.all():
             break
-    overlap = np.stack([np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1)
+    overlap = np.stack(
+        [np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1
+    )
     zero_mean = np.array([abs(pr.mean) < 1e-15 for pr in priors])
     signs = _gauge_fix(overlap, zero_mean)
     mse = np.stack(
-        [np.mean((signs[:, a : a + 1] * xh[a] - inst.signals[a]) ** 2, axis=1) for a in range(p)], axis=1
+        [np.mean((signs[:, a : a + 1] * xh[a] - inst.signals[a]) ** 2, axis=1) for a in range(p)],
+        axis=1,
     )
     return AMPResult(overlap * signs, mse, iterations, converged, history, xh, signs)
 
 
-def simulate_tensor(model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw) -> dict:
+def simulate_tensor(
+    model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw
+) -> dict:
     """Means and standard errors over trials (the ``simulate`` JSON contract)."""
     res = run_amp(model, size, trials=trials, seed=seed, backend=backend, **kw)
     T = res.overlap.shape[0]
 
     def sem(x):
-        return (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist() if T > 1 else [float("nan")] * x.shape[1]
+        return (
+            (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist() if T > 1 else [float("nan")] * x.shape[1]
+        )
 
     return {
         "overlap": res.overlap.mean(axis=0).tolist(),

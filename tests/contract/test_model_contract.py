@@ -33,13 +33,17 @@ def test_defaults_validate_and_compile(name):
 
 def _sympy_value(expr, subs):
     """Evaluate with sympy only: GaussExpect by 121-point Gauss-Hermite in mpmath precision."""
+
     def ge_value(e):
         h, B, m, v = e.args
         z, w = np.polynomial.hermite_e.hermegauss(121)
         w = w / np.sqrt(2 * np.pi)
         mm = float(m.subs(subs))
         vv = float(v.subs(subs))
-        return sum(float(wi) * float(h.subs(subs).subs(B, mm + np.sqrt(vv) * zi)) for zi, wi in zip(z, w))
+        return sum(
+            float(wi) * float(h.subs(subs).subs(B, mm + np.sqrt(vv) * zi))
+            for zi, wi in zip(z, w, strict=True)
+        )
 
     e = expr.replace(lambda x: isinstance(x, GaussExpect), lambda x: sp.Float(ge_value(x)))
     return float(e.subs(subs).evalf())

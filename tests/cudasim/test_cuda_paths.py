@@ -17,7 +17,10 @@ HERE = Path(__file__).parent
 def test_cpu_cuda_parity_under_simulator():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(HERE.parents[1]))
     res = subprocess.run(
-        [sys.executable, str(HERE / "_parity_script.py")], env=env, capture_output=True, text=True,
+        [sys.executable, str(HERE / "_parity_script.py")],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -33,17 +36,21 @@ class _Hopper:
 
 
 def _compile_ptx(kernel, sig):
-    from numba import cuda
     import numba.cuda.dispatcher as dispatcher
+    from numba import cuda
 
     with mock.patch.object(dispatcher, "get_current_device", lambda: _Hopper()):
         ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
     return ptx
 
 
-@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
-                    reason="PTX needs the real CUDA target, not the simulator")
-@pytest.mark.parametrize("prior", ["gaussian", "rademacher", "sparse_rademacher", "gauss_bernoulli"])
+@pytest.mark.skipif(
+    os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+    reason="PTX needs the real CUDA target, not the simulator",
+)
+@pytest.mark.parametrize(
+    "prior", ["gaussian", "rademacher", "sparse_rademacher", "gauss_bernoulli"]
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_update_kernel_compiles_to_ptx(prior, dtype):
     from numba import float32, float64
@@ -58,8 +65,10 @@ def test_update_kernel_compiles_to_ptx(prior, dtype):
     assert ".entry" in ptx and "sm_90" in ptx
 
 
-@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
-                    reason="PTX needs the real CUDA target, not the simulator")
+@pytest.mark.skipif(
+    os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+    reason="PTX needs the real CUDA target, not the simulator",
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_contraction_kernels_compile_to_ptx(dtype):
     from numba import float32, float64

@@ -59,7 +59,10 @@ def test_zero_mean_gaussian_dynamic_spinodal(p):
 )
 def test_order3_gaussian_threshold_table(mean, alg, it, dyn):
     base = dict(order=3, prior="gaussian", mean=mean)
-    got = {k: meanfield.threshold("tensor", base, kind=k)["value"] for k in ("algorithmic", "information", "dynamic")}
+    got = {
+        k: meanfield.threshold("tensor", base, kind=k)["value"]
+        for k in ("algorithmic", "information", "dynamic")
+    }
     assert got["algorithmic"] == pytest.approx(alg, abs=1.5e-4)
     assert got["information"] == pytest.approx(it, abs=1.5e-4)
     assert got["dynamic"] == pytest.approx(dyn, abs=1.5e-4)
@@ -94,7 +97,10 @@ def test_order3_gaussian_mse_table():
     ],
 )
 def test_threshold_table_more_rows(params, alg, it, dyn, tol):
-    got = {k: meanfield.threshold("tensor", params, kind=k)["value"] for k in ("algorithmic", "information", "dynamic")}
+    got = {
+        k: meanfield.threshold("tensor", params, kind=k)["value"]
+        for k in ("algorithmic", "information", "dynamic")
+    }
     assert got["algorithmic"] == pytest.approx(alg, abs=tol)
     assert got["information"] == pytest.approx(it, abs=tol)
     assert got["dynamic"] == pytest.approx(dyn, abs=tol)
@@ -107,3 +113,21 @@ def test_one_zero_mean_mode_keeps_the_easy_phase():
     three = meanfield.threshold("tensor", dict(order=3, mean="0,0,0"), kind="algorithmic")
     assert one["value"] > 0.05
     assert three["value"] == 0.0
+
+
+@pytest.mark.parametrize("family", ["prod", "sum"])
+def test_cubic_shape_maximises_the_hard_region(family):
+    """Kadmon & Ganguli 2018, abstract/§1: over tensor shapes, the hard region is
+    widest (here: largest Delta_IT / Delta_alg, a normalisation-free measure,
+    tensor.md §9.1) for cubic tensors. Families from tensor.md §4, N(0.2, 1)."""
+    if family == "prod":
+        shapes = [(a, a, 1 / a**2) for a in (0.5, 0.7, 1.0, 1.5, 2.0)]
+    else:
+        shapes = [(a, a, 3 - 2 * a) for a in (0.6, 0.8, 1.0, 1.2, 1.4)]
+    ratios = []
+    for n in shapes:
+        base = dict(order=3, mean=0.2, shape=",".join(map(str, n)))
+        alg = meanfield.threshold("tensor", base, kind="algorithmic")["value"]
+        it = meanfield.threshold("tensor", base, kind="information")["value"]
+        ratios.append(it / alg)
+    assert int(np.argmax(ratios)) == 2, ratios

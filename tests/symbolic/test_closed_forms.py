@@ -17,7 +17,12 @@ pytestmark = pytest.mark.symbolic
 def test_closed_forms_match_known_expressions(p):
     c = cubic_gaussian(p)
     M, mu, v, delta = c["symbols"]
-    assert sp.simplify(c["delta_dyn"] - v**p * sp.Integer(p - 2) ** (p - 2) / sp.Integer(p - 1) ** (p - 1)) == 0
+    assert (
+        sp.simplify(
+            c["delta_dyn"] - v**p * sp.Integer(p - 2) ** (p - 2) / sp.Integer(p - 1) ** (p - 1)
+        )
+        == 0
+    )
     assert sp.simplify(c["mu_c"] ** 2 - sp.Integer(p - 2) ** 2 * v / (4 * (p - 1))) == 0
     assert sp.simplify(c["branch"] - v * M ** (p - 1) * (mu**2 + v - M) / (M - mu**2)) == 0
 
@@ -38,8 +43,10 @@ def test_hard_region_closes_at_the_tricritical_mean(p):
     M, mu, v, delta = c["symbols"]
     mu_c = float(c["mu_c"].subs(v, 1))
     d_c = float(c["delta_c"].subs(v, 1))
-    below = {k: meanfield.threshold("tensor", dict(order=p, mean=mu_c * 0.995), kind=k)["value"]
-             for k in ("algorithmic", "dynamic")}
+    below = {
+        k: meanfield.threshold("tensor", dict(order=p, mean=mu_c * 0.995), kind=k)["value"]
+        for k in ("algorithmic", "dynamic")
+    }
     # the window shrinks onto (mu_c, delta_c)
     assert below["algorithmic"] < below["dynamic"]
     assert abs(below["algorithmic"] - d_c) < 0.02 * d_c

@@ -69,15 +69,23 @@ def test_se_map_against_independent_integration(name, kw):
         ref = 0.0
         for w, m, v in numeric_components(prior):
             if v == 0:
-                def g(z, x=m):
+
+                def g(z, x=m, lam=lam):
                     bb = lam * x + np.sqrt(lam) * z
-                    return x * posterior_moments(prior, lam, bb)[0] * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+                    return (
+                        x
+                        * posterior_moments(prior, lam, bb)[0]
+                        * np.exp(-z * z / 2)
+                        / np.sqrt(2 * np.pi)
+                    )
 
                 ref += w * integrate.quad(g, -14, 14, epsabs=1e-14, epsrel=1e-13, limit=200)[0]
             else:
                 x = m + np.sqrt(v) * zq[:, None]
                 bb = lam * x + np.sqrt(lam) * zq[None, :]
-                ref += w * np.sum(wq[:, None] * wq[None, :] * x * posterior_moments(prior, lam, bb)[0])
+                ref += w * np.sum(
+                    wq[:, None] * wq[None, :] * x * posterior_moments(prior, lam, bb)[0]
+                )
         assert abs(fn(lam, *prior.values)[0] - ref) < tol
         assert abs(fine(lam, *prior.values)[0] - ref) < 1e-9
 
@@ -107,11 +115,13 @@ def test_free_entropy_i_mmse(name, kw):
 def test_custom_and_density_priors():
     """A user density on a finite support and a Gaussian mixture go through the same pipeline."""
     x = sp.Symbol("x")
-    ternary = from_density(sp.exp(-x**2), x, [-1, 0, 1])
+    ternary = from_density(sp.exp(-(x**2)), x, [-1, 0, 1])
     f, v = _den(ternary)(0.5, 0.7)
     fm, vm = posterior_moments(ternary, 0.5, 0.7)
     assert abs(f - fm) < 1e-14 and abs(v - vm) < 1e-14
-    mix = custom_prior([(sp.Rational(1, 2), -1, sp.Rational(1, 4)), (sp.Rational(1, 2), 1, sp.Rational(1, 4))])
+    mix = custom_prior(
+        [(sp.Rational(1, 2), -1, sp.Rational(1, 4)), (sp.Rational(1, 2), 1, sp.Rational(1, 4))]
+    )
     f, v = _den(mix)(1.0, -0.3)
     fm, vm = posterior_moments(mix, 1.0, -0.3)
     assert abs(f - fm) < 1e-13 and abs(v - vm) < 1e-13

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import sympy as sp
 from scipy import integrate
+from tolerances import assert_close_eps
 
 from meanfield import _codegen, _quadrature
 from meanfield._symbols import GaussExpect, LogSumExp, explicit
-from tolerances import assert_close_eps
 
 pytestmark = pytest.mark.symbolic
 
@@ -23,7 +23,9 @@ def test_logsumexp_derivative_is_softmax():
 
 
 def test_logsumexp_compiled_is_overflow_free():
-    fn = _codegen.scalar_function([LogSumExp(a, b), sp.diff(LogSumExp(a, b), a)], [a, b], name="lse")
+    fn = _codegen.scalar_function(
+        [LogSumExp(a, b), sp.diff(LogSumExp(a, b), a)], [a, b], name="lse"
+    )
     v, d = fn(1000.0, 999.0)
     assert np.isfinite(v) and np.isfinite(d)
     assert_close_eps(v, 1000.0 + np.log1p(np.exp(-1.0)), 4)
@@ -68,7 +70,10 @@ def test_quadrature_converges_in_order():
     lam = 2.0
     ref = integrate.quad(
         lambda z: np.tanh(lam + np.sqrt(lam) * z) * np.exp(-z * z / 2) / np.sqrt(2 * np.pi),
-        -np.inf, np.inf, epsabs=1e-14, epsrel=1e-14,
+        -np.inf,
+        np.inf,
+        epsabs=1e-14,
+        epsrel=1e-14,
     )[0]
     errs = []
     for order in (5, 11, 21, 41, 81):

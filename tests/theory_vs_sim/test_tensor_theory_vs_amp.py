@@ -13,13 +13,13 @@ Random starts are checked on fixed cases below.
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import within_se
 
 import meanfield
 from meanfield import get_model
 from sims import simulate
-from tolerances import within_se
 
 N_SE = 4.0
 SIZES = (256, 512, 1024)
@@ -55,8 +55,9 @@ def _check_extrapolated(params, sizes, trials, seed, max_iter=1000):
     assert theory["status"] == "ok"
     rows = []
     for k, n in enumerate(sizes):
-        sim = simulate(get_model("tensor")(**params), size=n, trials=trials, seed=seed + k,
-                       max_iter=max_iter)
+        sim = simulate(
+            get_model("tensor")(**params), size=n, trials=trials, seed=seed + k, max_iter=max_iter
+        )
         assert sim["status"] == "ok", (n, sim)
         rows.append((np.array(sim["mse"]), np.array(sim["mse_sem"])))
     for a in range(len(theory["mse"])):
@@ -132,6 +133,7 @@ HIGH_SIZES = {3: (60, 90, 120), 4: (18, 24, 30)}
 HIGH_TRIALS = 6
 
 
+@settings(max_examples=4)
 @given(
     order=st.sampled_from([3, 3, 4]),
     case=st.sampled_from(
@@ -152,11 +154,13 @@ HIGH_TRIALS = 6
     seed=st.integers(0, 1000),
 )
 def test_higher_order_amp_agrees_with_state_evolution(order, case, a, frac, seed):
-    """Noise ranges: with the random start, delta in [0.1, 0.3] of the natural
-    scale (at higher noise the 1/N corrections at these small N exceed 4 SE:
-    seen at N = 50, shrinking by N = 150); with the planted start, delta in
-    [0.2, 0.6] of the dynamic spinodal (closer to it, finite-N trials escape
-    the metastable branch)."""
+    """Noise ranges: with the random start, delta in [0.15, 0.25] of the natural
+    scale (at higher noise damped AMP at these small N needs > 1000 iterations
+    and its 1/N corrections exceed 4 SE: seen at N = 50, shrinking by N = 150);
+    with the planted start, delta in [0.35, 0.65] of the dynamic spinodal
+    (closer to it, finite-N trials escape the metastable branch; far below it
+    the MSE of discrete priors is a rare-error, heavy-tailed statistic whose
+    standard error six trials cannot estimate)."""
     shape = ",".join(str(s) for s in [a] + [1.0] * (order - 2) + [1.0 / a])
     base = dict(order=order, shape=shape, **case)
     model = get_model("tensor")(**base)
@@ -164,7 +168,7 @@ def test_higher_order_amp_agrees_with_state_evolution(order, case, a, frac, seed
         # below the dynamic spinodal, where the informative branch exists
         dyn = meanfield.threshold("tensor", base, kind="dynamic")
         assert dyn["status"] == "ok"
-        delta = (0.2 + 0.4 * frac) * dyn["value"]
+        delta = (0.35 + 0.3 * frac) * dyn["value"]
     else:
-        delta = (0.1 + 0.2 * frac) * model.scan_scale("delta")
+        delta = (0.15 + 0.1 * frac) * model.scan_scale("delta")
     _check_extrapolated(dict(base, delta=delta), HIGH_SIZES[order], HIGH_TRIALS, seed)

@@ -1,0 +1,208 @@
+"""AMP against ALS (``p = 3``, prior ``N(0.2, 1)``, damping 0.5): MSE per mode against noise.
+
+Kadmon & Ganguli (2018) state that AMP "significantly outperforms" alternating
+least squares once the data are noisy (``shared/papers/tensor.md`` §6). On
+the same planted instances, for a cubic and a non-cubic shape: AMP from the
+random start, rank-one CP-ALS (:mod:`sims.als`; SVD start plus random
+restarts, best residual kept) and the state-evolution prediction from the
+random start (``MSE_a = rho_a - M_a``). Mean ± sem over trials.
+
+The ALS MSE uses the best scaling of each mode's factor against the planted
+signal (which also fixes the sign), information ALS does not have: it is an
+upper bound on ALS's performance. The last column is gauge-free: the relative
+error ``||Xhat - X|| / ||X||`` of the reconstructed signal tensor
+``X = N^{-(p-1)/2} x_1 (x) x_2 (x) x_3`` (AMP: the product of its posterior
+means; theory: ``sqrt(1 - prod_a M_a / rho_a)``). Vertical lines: the
+algorithmic and information thresholds from :func:`meanfield.threshold`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+import meanfield
+from sims.als import als_on_instance
+from sims.engines.amp import run_amp, sample_instance
+
+from ._io import new_figure
+from ._theory import se_curve
+
+NAME = "fig05_amp_vs_als"
+
+BASE = {"order": 3, "prior": "gaussian", "mean": 0.2, "var": 1.0, "damping": 0.5}
+SHAPES = ("1,1,1", "2,1,0.5")
+KINDS = ("algorithmic", "information")
+METHODS = ("amp", "als")
+
+
+def params(quick: bool) -> dict:
+    return {
+        "model": "tensor",
+        "base": BASE,
+        "shapes": list(SHAPES),
+        "theory_delta": {"lo": 0.02, "hi": 0.32, "n": 120 if quick else 300},
+        "sim_delta": {"lo": 0.03, "hi": 0.3, "n": 5 if quick else 10},
+        "size": 60 if quick else 120,
+        "trials": 3 if quick else 6,
+        "seed": 0,
+        "amp": {"init": "random", "max_iter": 1000, "tol": 1e-8},
+        "als": {"rank": 1, "init": "svd", "restarts": 4 if quick else 10, "n_iter_max": 500,
+                "tol": 1e-8},
+    }
+
+
+def _tensor_error(estimates, signals, t: int) -> float:
+    """``||Xhat - X|| / ||X||`` for rank-one tensors, from the factors (no tensor built)."""
+    xh = [np.asarray(e[t], dtype=float) for e in estimates]
+    x = [np.asarray(s[t], dtype=float) for s in signals]
+    hh = np.prod([a @ a for a in xh])
+    hx = np.prod([a @ b for a, b in zip(xh, x, strict=True)])
+    xx = np.prod([b @ b for b in x])
+    return float(np.sqrt(max(hh - 2 * hx + xx, 0.0) / xx))
+
+
+def compute(quick: bool) -> xr.Dataset:
+    P = params(quick)
+    td, sd = P["theory_delta"], P["sim_delta"]
+    delta = np.linspace(td["lo"], td["hi"], td["n"])
+    dsim = np.linspace(sd["lo"], sd["hi"], sd["n"])
+    S, D, T, p = len(SHAPES), dsim.size, P["trials"], BASE["order"]
+    als_kw = {k: v for k, v in P["als"].items() if k != "rank"}
+
+    se_mse = np.empty((S, delta.size, p))
+    se_terr = np.empty((S, delta.size))
+    se_status = np.empty((S, delta.size), dtype=object)
+    thr = np.full((S, len(KINDS)), np.nan)
+    mse = np.full((len(METHODS), S, D, T, p), np.nan)
+    terr = np.full((len(METHODS), S, D, T), np.nan)
+    conv = np.full((len(METHODS), S, D, T), np.nan)
+    als_overlap = np.full((S, D, T, p), np.nan)
+    for s, shape in enumerate(SHAPES):
+        base = {**BASE, "shape": shape}
+        model = meanfield.get_model("tensor")(**base)
+        rho = np.array([pr.mean**2 + pr.var for pr in model.modes])
+        M, st = se_curve(model, "delta", delta, init="random")
+        se_mse[s] = rho[None, :] - M
+        se_terr[s] = np.sqrt(np.clip(1.0 - np.prod(M / rho[None, :], axis=1), 0.0, None))
+        se_status[s] = st
+        for k, kind in enumerate(KINDS):
+            r = meanfield.threshold("tensor", base, param="delta", kind=kind)
+            thr[s, k] = np.nan if r["value"] is None else r["value"]
+        for j, d in enumerate(dsim):
+            m = model.replace(delta=float(d))
+            inst = sample_instance(m, P["size"], T, P["seed"] + j)
+            a = run_amp(m, P["size"], trials=T, instance=inst, **P["amp"])
+            mse[0, s, j] = a.mse
+            conv[0, s, j] = a.converged
+            terr[0, s, j] = [_tensor_error(a.estimates, inst.signals, t) for t in range(T)]
+            b = als_on_instance(m, inst, seed=P["seed"] + j, **als_kw)
+            mse[1, s, j] = b["mse"]
+            conv[1, s, j] = b["converged"]
+            terr[1, s, j] = b["tensor_error"]
+            als_overlap[s, j] = b["overlap"]
+
+    def sem(x, axis):
+        n = np.sum(np.isfinite(x), axis=axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanstd(x, axis=axis, ddof=1) / np.sqrt(n)
+
+    dm, ds_ = ("algo", "shape", "delta_sim", "mode"), ("algo", "shape", "delta_sim")
+    with np.errstate(invalid="ignore"):
+        mse_mean, terr_mean = np.nanmean(mse, axis=3), np.nanmean(terr, axis=3)
+    return xr.Dataset(
+        {
+            "se_mse": (("shape", "delta", "mode"), se_mse,
+                       {"long_name": "state evolution (random start): rho_a - M_a"}),
+            "se_tensor_error": (("shape", "delta"), se_terr,
+                                {"long_name": "sqrt(1 - prod_a M_a / rho_a)"}),
+            "se_status": (("shape", "delta"), se_status.astype(str)),
+            "mse": (dm, mse_mean, {"long_name": "MSE per mode, mean over trials (ALS: best "
+                                                "scaling against the truth)"}),
+            "mse_sem": (dm, sem(mse, 3)),
+            "mse_trials": (("algo", "shape", "delta_sim", "trial", "mode"), mse),
+            "tensor_error": (ds_, terr_mean, {"long_name": "||Xhat - X|| / ||X||, mean over "
+                                                           "trials"}),
+            "tensor_error_sem": (ds_, sem(terr, 3)),
+            "converged": (ds_, np.nanmean(conv, axis=3),
+                          {"long_name": "fraction of trials converged"}),
+            "als_overlap": (("shape", "delta_sim", "mode"), np.nanmean(als_overlap, axis=2),
+                            {"long_name": "ALS normalised overlap |<u,x>|/(|u||x|)"}),
+            "threshold": (("shape", "kind"), thr, {"long_name": "threshold in delta"}),
+        },
+        coords={"algo": list(METHODS), "shape": list(SHAPES), "delta": delta,
+                "delta_sim": dsim, "mode": np.arange(1, p + 1), "trial": np.arange(T),
+                "kind": list(KINDS)},
+        attrs={"size": P["size"], "trials": T, "als_restarts": P["als"]["restarts"]},
+    )
+
+
+def plot(ds: xr.Dataset):
+    p = ds.sizes["mode"]
+    S = ds.sizes["shape"]
+    fig, axes = new_figure(S, p + 1, sharex=True, squeeze=False,
+                           fig_kw={"figsize": (3.0 * (p + 1), 2.7 * S + 0.6),
+                                   "layout": "constrained"})
+    d, x = ds.delta.values, ds.delta_sim.values
+    style = {"amp": ("C0", "o", "AMP"), "als": ("C3", "s", "ALS (best scaling)")}
+    thr_style = {"algorithmic": (":", r"$\Delta_{\rm alg}$"),
+                 "information": ("-.", r"$\Delta_{\rm IT}$")}
+    for s, shape in enumerate(ds.shape.values):
+        row = axes[s]
+        for c in range(p + 1):
+            ax = row[c]
+            if c < p:
+                th = ds.se_mse.sel(shape=shape).isel(mode=c).values
+                ys = {m: (ds.mse.sel(algo=m, shape=shape).isel(mode=c).values,
+                          ds.mse_sem.sel(algo=m, shape=shape).isel(mode=c).values)
+                      for m in ds.algo.values}
+                ax.set_title(f"shape ({shape}), mode {c + 1}: MSE", fontsize=9)
+            else:
+                th = ds.se_tensor_error.sel(shape=shape).values
+                ys = {m: (ds.tensor_error.sel(algo=m, shape=shape).values,
+                          ds.tensor_error_sem.sel(algo=m, shape=shape).values)
+                      for m in ds.algo.values}
+                ax.set_title(rf"shape ({shape}): $\|\hat X - X\|/\|X\|$", fontsize=9)
+            ax.plot(d, th, color="k", lw=1.5, label="state evolution")
+            for k, (m, (y, e)) in enumerate(ys.items()):
+                col, mk, lab = style.get(m, ("C2", "^", m))
+                off = (k - 0.5) * 0.004  # side by side
+                ax.errorbar(x + off, y, yerr=e, fmt=mk, color=col, ms=4.5, capsize=2, lw=1,
+                            label=lab)
+            for kind in ds.kind.values:
+                v = float(ds.threshold.sel(shape=shape, kind=kind))
+                if np.isfinite(v):
+                    ls, lab = thr_style.get(kind, ("--", kind))
+                    ax.axvline(v, color="0.45", ls=ls, lw=1, label=f"{lab}")
+            ax.set_ylim(bottom=0)
+            if s == S - 1:
+                ax.set_xlabel(r"noise $\Delta$")
+    axes[0][0].legend(fontsize=7, frameon=False, loc="upper left")
+    fig.suptitle(rf"$p=3$, prior $\mathcal{{N}}(0.2,1)$: AMP vs ALS "
+                 rf"(N={ds.attrs['size']}, {ds.attrs['trials']} trials, "
+                 rf"ALS: SVD start + {int(ds.attrs['als_restarts']) - 1} random restarts)",
+                 fontsize=10)
+    return fig
+
+
+def summary(ds: xr.Dataset) -> str:
+    """Plain-text table: mode-averaged MSE of SE, AMP and ALS, and the tensor error."""
+    lines = []
+    for shape in ds.shape.values:
+        thr = ", ".join(f"{k} {float(v):.3f}" for k, v in
+                        zip(ds.kind.values, ds.threshold.sel(shape=shape).values, strict=True))
+        lines.append(f"  shape ({shape}); thresholds in delta: {thr}")
+        lines.append(f"  {'delta':>6}{'SE mse':>9}{'AMP mse':>17}{'ALS mse':>17}"
+                     f"{'AMP terr':>11}{'ALS terr':>11}")
+        for dv in ds.delta_sim.values:
+            se = float(ds.se_mse.sel(shape=shape).interp(delta=dv).mean("mode"))
+            row = f"  {dv:6.3f}{se:9.3f}"
+            for m in ds.algo.values:
+                per = ds.mse_trials.sel(algo=m, shape=shape, delta_sim=dv).mean("mode").values
+                per = per[np.isfinite(per)]
+                e = per.std(ddof=1) / np.sqrt(per.size) if per.size > 1 else np.nan
+                row += f"{per.mean() if per.size else np.nan:9.3f} ± {e:<5.3f}"
+            for m in ds.algo.values:
+                row += f"{float(ds.tensor_error.sel(algo=m, shape=shape, delta_sim=dv)):11.3f}"
+            lines.append(row)
+    return "\n".join(lines)
