@@ -49,6 +49,7 @@ DEMO: tuple[str, ...] = (
     "fig01_overlap_vs_delta",
     "fig02_phase_p3_mean",
     "fig03_se_vs_amp_p3",
+    "fig04_phase_diagrams",
 )
 
 DEFAULT_OUT = Path("figures/out")

@@ -99,3 +99,18 @@ def plot(ds: xr.Dataset):
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("easy (green) / hard (orange) / impossible (grey)")
     return fig
+
+
+def summary(ds: xr.Dataset) -> str:
+    """Thresholds at a few points of each panel (plain text)."""
+    lines = ["  panel        x       algorithmic  information  dynamic"]
+    for name in PANELS:
+        x = ds[f"{name}_algorithmic"][f"{name}_x"].values
+        for i in np.linspace(0, len(x) - 1, 3).astype(int):
+            vals = [
+                float(ds[f"{name}_{k}"].values[i])
+                for k in ("algorithmic", "information", "dynamic")
+            ]
+            cells = "  ".join(f"{v:11.4g}" if np.isfinite(v) else f"{'-':>11}" for v in vals)
+            lines.append(f"  {name:<11} {x[i]:7.3g}  {cells}")
+    return "\n".join(lines)

@@ -16,10 +16,13 @@ turn by the normal equations,
 product of the other factors, in mode order. After each update the columns of
 ``A_a`` are normalised and their norms kept as the weights (the update of a
 mode does not depend on the scale of the others, so this changes nothing but
-the bookkeeping). The relative residual ``||Y - Yhat|| / ||Y||`` is computed
-exactly (not from the norm expansion, which loses half the digits to
-cancellation) after every sweep, and a run stops when it changes by less than
-``tol`` relative to its previous value, or when it reaches rounding level.
+the bookkeeping). After every sweep the relative residual
+``e = ||Y - Yhat|| / ||Y||`` is computed from the norm expansion
+``||Y||^2 - 2 <Y, Yhat> + ||Yhat||^2`` (no extra pass over the data), and
+directly from the data once ``e^2 < 1e-6``, where the expansion would lose
+the digits to cancellation; a run stops when ``e`` changes by at most
+``tol * e`` in a sweep, or when it reaches rounding level (``EXACT_FIT``).
+The best of ``restarts`` runs (smallest ``e``) is returned.
 
 :func:`als_on_instance` runs it on the planted instances of
 :func:`sims.engines.amp.sample_instance` and scores it like AMP.
@@ -320,6 +323,8 @@ def als_on_instance(model, instance, *, seed: int = 0, **kw) -> dict:
       minimises it, ``c_a = <u_a, x_a> / |u_a|^2``, which also fixes the sign;
     * ``overlap``: ``|<u_a, x_a>| / (|u_a| |x_a|)``, the normalised overlap
       (NOT the AMP ``overlap`` ``M_a = <xhat_a, x_a>/N_a``);
+    * ``mse_plugin``: ``mean((s_a xhat_a - x_a)^2)``, ALS's own scale (the
+      split above) with only the sign ``s_a`` taken from the truth;
 
     and per trial the gauge-free ``tensor_mse``, ``mean((Yhat - X)^2)`` with
     ``X = N^{-(p-1)/2} x_1 (x) ... (x) x_p``, and ``tensor_error``,
@@ -346,7 +351,7 @@ def als_on_instance(model, instance, *, seed: int = 0, **kw) -> dict:
 
     Returns
     -------
-    dict of arrays: ``mse``, ``overlap``, ``scale`` (``c_a``), ``(T, p)``;
+    dict of arrays: ``mse``, ``mse_plugin``, ``overlap``, ``scale`` (``c_a``), ``(T, p)``;
     ``tensor_mse``, ``tensor_error``, ``residual``, ``iterations``,
     ``converged``, ``(T,)``; ``estimates``, a list of ``(T, N_a)``.
     """
@@ -361,7 +366,7 @@ def als_on_instance(model, instance, *, seed: int = 0, **kw) -> dict:
     T = instance.Y.shape[0]
     N = instance.size
     pref = N ** (-(p - 1) / 2)
-    out = {k: np.zeros((T, p)) for k in ("mse", "overlap", "scale")}
+    out = {k: np.zeros((T, p)) for k in ("mse", "mse_plugin", "overlap", "scale")}
     for k in ("tensor_mse", "tensor_error", "residual", "iterations"):
         out[k] = np.zeros(T)
     out["converged"] = np.zeros(T, dtype=bool)
@@ -381,6 +386,8 @@ def als_on_instance(model, instance, *, seed: int = 0, **kw) -> dict:
             out["mse"][t, a] = float(np.mean((c * u - x) ** 2))
             out["overlap"][t, a] = abs(ux) / np.sqrt(uu * xx) if uu > 0 and xx > 0 else 0.0
             est[a][t] = g * np.sqrt(dims[a]) * u
+            sgn = 1.0 if ux >= 0 else -1.0
+            out["mse_plugin"][t, a] = float(np.mean((sgn * est[a][t] - x) ** 2))
         X = pref * cp_to_tensor(np.ones(1), [x[:, None] for x in xs])
         D = cp_to_tensor(r.weights, r.factors) - X
         out["tensor_mse"][t] = float(np.mean(D**2))

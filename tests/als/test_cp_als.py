@@ -205,6 +205,11 @@ def test_scoring_matches_definitions_on_noisy_data():
                 assert np.mean((c2 * u - x) ** 2) >= out["mse"][t, a]
             cos = abs(u @ x) / np.linalg.norm(u) / np.linalg.norm(x)
             assert out["overlap"][t, a] == pytest.approx(cos, rel=1e-12)
+            # ALS's own scale, sign from the truth: never better than the best scaling
+            xh = out["estimates"][a][t]
+            plug = np.mean((np.sign(xh @ x) * xh - x) ** 2)
+            assert out["mse_plugin"][t, a] == pytest.approx(plug, rel=1e-10)
+            assert out["mse_plugin"][t, a] >= out["mse"][t, a] * (1 - 1e-12)
 
 
 def test_scoring_rejects_mismatch():
