@@ -4,6 +4,12 @@ Hypothesis samples the prior, the shape and the noise; seeded AMP runs at
 three sizes. Asserted: agreement within N_SE standard errors at every size,
 and a gap that does not grow with N beyond its noise (the finite-size trend).
 
+Finite-size corrections are O(1/N) and visible at these sizes (rectangular
+shapes, noise half-way to the threshold: a 4-SE bias at N = 512), so the
+property tests assert that the 1/N extrapolation of the simulations agrees
+with theory within N_SE standard errors of the intercept, and that the gap
+does not grow with N; fixed cases also check each size directly.
+
 The property test starts AMP at the planted signal: below the BBP threshold
 the informative fixed point is unique, so this tests the fixed point without
 the escape from the unstable trivial point, which at finite N can trap a
@@ -101,7 +107,10 @@ def test_order2_amp_agrees_with_state_evolution(prior, n1, frac, seed):
     v = [pr.var for pr in model.modes]
     # the BBP threshold (with means, the transition is smoothed: stay below it)
     delta = frac * v[0] * v[1] * np.sqrt(np.prod(model.shape))
-    _check(dict(order=2, shape=shape, delta=delta, init="informed", **prior), SIZES, TRIALS, seed)
+    # damped (0.8): undamped order-2 AMP with sparse priors can settle into a
+    # period-two oscillation at N = 256; damping leaves the fixed points alone
+    params = dict(order=2, shape=shape, delta=delta, init="informed", damping=0.8, **prior)
+    _check_extrapolated(params, SIZES, TRIALS, seed)
 
 
 @pytest.mark.parametrize(
