@@ -50,6 +50,7 @@ DEMO: tuple[str, ...] = (
     "fig02_phase_p3_mean",
     "fig03_se_vs_amp_p3",
     "fig04_phase_diagrams",
+    "fig05_amp_vs_als",
 )
 
 DEFAULT_OUT = Path("figures/out")

@@ -285,11 +285,21 @@ def cuda_fields(Yd, xh: list) -> list:
 # ---------------------------------------------------------------------------
 # the AMP loop
 # ---------------------------------------------------------------------------
+_DENOISERS: dict = {}
+
+
 def denoiser_for(prior: Prior) -> _codegen.ScalarFunction:
-    """The sympy-derived ``(f, df/dB)`` of ``prior`` as a scalar function of ``(A, B, *params)``."""
-    return _codegen.scalar_function(
-        [prior.denoiser, prior.denoiser_variance], [A_SYM, B_SYM, *prior.params], name="den"
-    )
+    """The sympy-derived ``(f, df/dB)`` of ``prior`` as a scalar function of ``(A, B, *params)``.
+
+    Cached by the prior's structure (its components and parameter symbols), so
+    a new ``run_amp`` call does not re-print the expressions.
+    """
+    key = (prior.name, prior.components, prior.params)
+    if key not in _DENOISERS:
+        _DENOISERS[key] = _codegen.scalar_function(
+            [prior.denoiser, prior.denoiser_variance], [A_SYM, B_SYM, *prior.params], name="den"
+        )
+    return _DENOISERS[key]
 
 
 def _gauge_fix(overlap: np.ndarray, zero_mean: np.ndarray) -> np.ndarray:
