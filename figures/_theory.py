@@ -24,8 +24,7 @@ def se_curve(model, param: str, values, init: str = "random"):
         ``ok``, ``not_converged`` or ``diverged`` per value.
     """
     values = np.asarray(values, dtype=float)
-    ms = [model.replace(**{param: float(v)}) for v in values]
-    theta = np.stack([m.theta() for m in ms])
-    s0 = np.stack([m.initial_state(init) for m in ms])
+    theta, s0, _ = model.vary(param, values)
+    s0 = s0[:, list(model.inits).index(init)]
     state, _, status = iterate(model.system(), s0, theta, **model.solver_options())
     return state, status.astype(str)
