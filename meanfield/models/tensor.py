@@ -126,7 +126,8 @@ class Tensor(Model):
             hi=1,
             lo_open=True,
             doc="AMP damping eta: xhat <- eta f + (1 - eta) xhat; "
-            "auto: 1 (none) at order 2, 0.5 above",
+            "auto: 0.8 at order 2 (undamped, spike-and-slab priors often "
+            "oscillate), 0.5 above",
         ),
         "damping_mode": Param(
             "damping_mode",

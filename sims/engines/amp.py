@@ -371,7 +371,7 @@ def run_amp(
     n = np.array(dims, dtype=float) / N
     delta = float(model["delta"])
     eta0 = model["damping"]
-    eta0 = float(eta0) if eta0 is not None else (1.0 if p == 2 else 0.5)
+    eta0 = float(eta0) if eta0 is not None else (0.8 if p == 2 else 0.5)
     eta = np.full(T, eta0)
     adaptive = model["damping_mode"] == "adaptive"
     last_change = np.full(T, np.inf)
