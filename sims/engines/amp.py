@@ -131,18 +131,49 @@ def _fused_cpu():
         for job in numba.prange(T * chunks):
             t = job // chunks
             c = job - t * chunks
+            wrow = w[t]
+            bacc = Bpp[t, c]
+            gacc = Gp[t, c]
             for i in range(c * per, min(N1, (c + 1) * per)):
                 acc_i = 0.0
                 ui = u[t, i]
-                for r in range(R):
-                    c_ir = ui * m[t, r]
+                r = 0
+                # four rows of Y per sweep of the last mode: one load/store of
+                # the accumulator row serves four rows' updates
+                while r + 4 <= R:
+                    y0 = Y[t, i, r]
+                    y1 = Y[t, i, r + 1]
+                    y2 = Y[t, i, r + 2]
+                    y3 = Y[t, i, r + 3]
+                    m0, m1, m2, m3 = m[t, r], m[t, r + 1], m[t, r + 2], m[t, r + 3]
+                    c0, c1, c2, c3 = ui * m0, ui * m1, ui * m2, ui * m3
+                    s0 = s1 = s2 = s3 = 0.0
+                    for k in range(Np):
+                        a0, a1, a2, a3 = y0[k], y1[k], y2[k], y3[k]
+                        wk = wrow[k]
+                        s0 += a0 * wk
+                        s1 += a1 * wk
+                        s2 += a2 * wk
+                        s3 += a3 * wk
+                        bacc[k] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
+                    acc_i += s0 * m0 + s1 * m1 + s2 * m2 + s3 * m3
+                    gacc[r] += s0 * ui
+                    gacc[r + 1] += s1 * ui
+                    gacc[r + 2] += s2 * ui
+                    gacc[r + 3] += s3 * ui
+                    r += 4
+                while r < R:
+                    yr = Y[t, i, r]
+                    mr = m[t, r]
+                    cr = ui * mr
                     s = 0.0
                     for k in range(Np):
-                        y = Y[t, i, r, k]
-                        s += y * w[t, k]
-                        Bpp[t, c, k] += y * c_ir
-                    acc_i += s * m[t, r]
-                    Gp[t, c, r] += s * ui
+                        a = yr[k]
+                        s += a * wrow[k]
+                        bacc[k] += a * cr
+                    acc_i += s * mr
+                    gacc[r] += s * ui
+                    r += 1
                 B1[t, i] = acc_i
         for t in numba.prange(T):
             for r in range(R):
