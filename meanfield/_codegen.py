@@ -19,7 +19,6 @@ version, so hypothesis examples never re-derive or re-compile.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -293,10 +292,3 @@ def evaluate(fn: ScalarFunction, *args) -> tuple[np.ndarray, ...]:
     out = np.empty((n, fn.n_out))
     batch(fn)(X, out)
     return tuple(out[:, j].reshape(shape) for j in range(fn.n_out))
-
-
-_COUNTER = itertools.count()
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}{next(_COUNTER)}"

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ParamError", "Param", "validate", "parse_value"]
+__all__ = ["ParamError", "Param", "validate"]
 
 
 class ParamError(ValueError):
@@ -131,11 +131,6 @@ class Param:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def parse_value(text: str) -> Any:
-    """Parse a CLI ``--set`` value: number, comma list, or string (validated later)."""
-    return text
 
 
 def validate(specs: dict[str, Param], values: dict[str, Any]) -> dict[str, Any]:
