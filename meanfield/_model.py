@@ -21,6 +21,7 @@ import sympy as sp
 
 from . import _codegen
 from ._params import Param, ParamError, validate
+from ._symbols import exact_expectations
 
 __all__ = ["Model", "System", "SolveResult", "registry", "get_model"]
 
@@ -68,6 +69,12 @@ class System:
     rhs: tuple
     potential: sp.Expr | None = None
     _compiled: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        # shared by every model: expectations sympy can do exactly become
+        # closed forms before anything is differentiated or compiled
+        rhs = tuple(exact_expectations(sp.sympify(e)) for e in self.rhs)
+        object.__setattr__(self, "rhs", rhs)
 
     @property
     def dim(self) -> int:

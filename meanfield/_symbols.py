@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["LogSumExp", "GaussExpect", "explicit", "symbols_for", "GLOSSARY"]
+__all__ = ["LogSumExp", "GaussExpect", "explicit", "exact_expectations", "symbols_for", "GLOSSARY"]
 
 GLOSSARY = {
     "M": "overlap with the planted signal, E[x xhat] (Bayes-optimal: = E[xhat^2])",
@@ -166,3 +166,17 @@ def explicit(expr: sp.Expr) -> sp.Expr:
     return expr.replace(
         lambda e: isinstance(e, LogSumExp), lambda e: sp.log(sp.Add(*[sp.exp(a) for a in e.args]))
     )
+
+
+def exact_expectations(expr: sp.Expr) -> sp.Expr:
+    """Evaluate every ``GaussExpect`` that sympy can do exactly, and simplify it.
+
+    Gaussian expectations of polynomials (e.g. Gaussian priors, whose denoiser
+    is linear) become closed forms; the rest stay for the quadrature module.
+    """
+
+    def ev(e):
+        out = e.doit()
+        return out if isinstance(out, GaussExpect) else sp.simplify(out)
+
+    return expr.replace(lambda e: isinstance(e, GaussExpect), ev)

@@ -248,17 +248,4 @@ def _build_system(order: int, priors: list[Prior]) -> System:
         rhs.append(pr.se_map.xreplace(local).subs(LAM, lam))
         psi.append(n[a] * pr.free_entropy.xreplace(local).subs(LAM, lam))
     potential = sp.Add(*psi) - (p - 1) / (2 * delta) * sp.Mul(*[n[b] * M[b] for b in range(p)])
-    # Gaussian expectations of polynomials (Gaussian priors: the denoiser is
-    # linear) are done exactly by sympy: closed-form, quadrature-free maps
-    rhs = [_exact_where_possible(e) for e in rhs]
     return System("map", tuple(M), tuple(params), tuple(rhs), potential)
-
-
-def _exact_where_possible(expr: sp.Expr) -> sp.Expr:
-    from .._symbols import GaussExpect
-
-    def ev(e):
-        out = e.doit()
-        return sp.simplify(out) if not isinstance(out, GaussExpect) else out
-
-    return expr.replace(lambda e: isinstance(e, GaussExpect), ev)
