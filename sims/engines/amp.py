@@ -125,7 +125,7 @@ def _fused_cpu():
     @numba.njit(fastmath=True, cache=False)
     def rows(Y, u, m, w, t, lo, hi, B1, gacc, bacc):
         """Rows ``(i, r)``, ``lo <= i < hi``, of trial ``t``: ``B1[t, i]``, and
-        the partial sums of ``G[t]`` and ``B_p[t]`` into ``gacc`` and ``bacc``.
+        the job's partial sums of ``G[t]`` and ``B_p[t]`` in ``gacc`` and ``bacc``.
 
         The job's rows, flattened, are cut into four contiguous quarters that
         are walked side by side, one row of each per sweep of the last mode:
@@ -138,6 +138,10 @@ def _fused_cpu():
         T, N1, R, Np = Y.shape
         for i in range(lo, hi):
             B1[t, i] = 0.0
+        for r in range(R):
+            gacc[r] = 0.0
+        for k in range(Np):
+            bacc[k] = 0.0
         n = max(hi - lo, 0) * R
         L = n // 4
         i0, r0 = lo, 0
@@ -203,14 +207,16 @@ def _fused_cpu():
     @numba.njit(parallel=True, fastmath=True, cache=False)
     def fused(Y, u, m, w, B1, G, Bp, chunks):
         T, N1, R, Np = Y.shape
-        Gp = np.zeros((T, chunks, R))
-        Bpp = np.zeros((T, chunks, Np))
+        # np.empty, and a serial reduction: the one parallel region is the pass
+        # (np.zeros and a second prange would each be a fork/join of their own)
+        Gp = np.empty((T, chunks, R))
+        Bpp = np.empty((T, chunks, Np))
         per = (N1 + chunks - 1) // chunks
         for job in numba.prange(T * chunks):
             t = job // chunks
             c = job - t * chunks
             rows(Y, u, m, w, t, c * per, min(N1, (c + 1) * per), B1, Gp[t, c], Bpp[t, c])
-        for t in numba.prange(T):
+        for t in range(T):
             for r in range(R):
                 g = 0.0
                 for c in range(chunks):
