@@ -18,7 +18,9 @@ def simulate(
     """Simulate ``model`` (a validated :class:`meanfield.Model`) and summarise over trials.
 
     Returns a JSON-ready dict; for the tensor model: ``overlap``, ``overlap_sem``,
-    ``mse``, ``mse_sem`` (lists per mode), ``iterations``, ``converged``, ``status``.
+    ``mse``, ``mse_sem`` (lists per mode), ``iterations``, ``converged``, ``status``; at
+    rank ``r > 1`` (:mod:`sims.engines.amp_rank`) ``overlap`` and ``overlap_sem``
+    hold each mode's matched ``r x r`` overlap matrix.
     """
     from meanfield._params import ParamError
 
@@ -28,6 +30,12 @@ def simulate(
         raise ParamError("trials", "an integer in [1, inf)", trials)
     if backend not in ("cpu", "cuda"):
         raise ParamError("backend", "one of cpu, cuda", backend)
+    if model.name == "tensor" and model["rank"] > 1:
+        from .engines.amp_rank import simulate_tensor_rank
+
+        return simulate_tensor_rank(
+            model, size=int(size), trials=int(trials), seed=int(seed), backend=backend, **kw
+        )
     if model.name == "tensor":
         from .engines.amp import simulate_tensor
 

@@ -8,11 +8,18 @@ the compiled engines against these.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from meanfield.priors import numeric_components
 
-__all__ = ["posterior_moments", "amp_reference"]
+__all__ = [
+    "posterior_moments",
+    "amp_reference",
+    "vector_posterior_moments",
+    "amp_rank_reference",
+]
 
 
 def posterior_moments(prior, A, B):
@@ -96,6 +103,129 @@ def amp_reference(model, instance, iterations: int, eta: float, init: str = "ran
             Bf = field(a, xh) / norm - ons * xo[a]
             f, s = posterior_moments(priors[a], A, Bf)
             new.append((eta * f + (1 - eta) * xh[a], eta * s + (1 - eta) * sv[a]))
+        xo = xh
+        xh = [x for x, _ in new]
+        sv = [s for _, s in new]
+    return xh
+
+
+def vector_posterior_moments(prior, A, B):
+    """Posterior mean and covariance of ``x in R^r`` (i.i.d. entries from ``prior``)
+    under ``prod_s P(x_s) exp(B^T x - x^T A x / 2)``.
+
+    ``A`` is ``(r, r)``, ``B`` is ``(N, r)``; returns ``(N, r)`` means and
+    ``(N, r, r)`` covariances. Every assignment of one mixture component per
+    entry is enumerated: its point-mass entries ``D`` sit at their atoms and its
+    Gaussian entries ``G`` are integrated in closed form (conjugacy: precision
+    ``P = V^{-1} + A_GG``, mean ``P^{-1}(V^{-1} m + B_G - A_GD a_D)``), and the
+    assignments are mixed by their tilted weights.
+    """
+    A = np.asarray(A, dtype=float)
+    B = np.atleast_2d(np.asarray(B, dtype=float))
+    N, r = B.shape
+    comps = numeric_components(prior)
+    logw, means, seconds = [], [], []
+    for combo in itertools.product(range(len(comps)), repeat=r):
+        w = np.prod([comps[k][0] for k in combo])
+        mu = np.array([comps[k][1] for k in combo])
+        var = np.array([comps[k][2] for k in combo])
+        D = np.flatnonzero(var == 0.0)
+        G = np.flatnonzero(var > 0.0)
+        aD = mu[D]
+        lw = np.full(N, np.log(w)) + B[:, D] @ aD - aD @ A[np.ix_(D, D)] @ aD / 2
+        mean = np.empty((N, r))
+        mean[:, D] = aD
+        cov = np.zeros((r, r))
+        if len(G):
+            Vinv = np.diag(1.0 / var[G])
+            AGG = A[np.ix_(G, G)]
+            Pinv = np.linalg.inv(Vinv + AGG)
+            h = Vinv @ mu[G] + B[:, G] - aD @ A[np.ix_(G, D)].T
+            mean[:, G] = h @ Pinv.T
+            cov[np.ix_(G, G)] = Pinv
+            _, logdet = np.linalg.slogdet(np.eye(len(G)) + np.diag(var[G]) @ AGG)
+            lw += 0.5 * np.einsum("is,su,iu->i", h, Pinv, h)
+            lw -= 0.5 * mu[G] @ Vinv @ mu[G] + 0.5 * logdet
+        logw.append(lw)
+        means.append(mean)
+        seconds.append(mean[:, :, None] * mean[:, None, :] + cov)
+    logw = np.stack(logw)
+    pw = np.exp(logw - logw.max(axis=0))
+    pw /= pw.sum(axis=0)
+    mean = np.einsum("ki,kis->is", pw, np.stack(means))
+    second = np.einsum("ki,kisu->isu", pw, np.stack(seconds))
+    return mean, second - mean[:, :, None] * mean[:, None, :]
+
+
+def amp_rank_reference(model, instance, iterations: int, eta: float, init: str = "random"):
+    """Rank-``r`` AMP on trial 0 of a :class:`~sims.engines.amp_rank.RankInstance`.
+
+    The textbook formulas with explicit indices (``s, u`` components):
+    ``B[i, s] = sum Y prod_b xhat^b[., s] / (Delta N^((p-1)/2)) - sum_u O[s, u] xhat_old[i, u]``,
+    ``O[s, u] = Delta^-1 sum_{b != a} n_b Sig_b[s, u] prod_{g != a, b} n_g Qc_g[s, u]``
+    with ``Qc_g[s, u] = mean_k xhat_g[k, s] xhat_old_g[k, u]``, and
+    ``A[s, u] = Delta^-1 prod_{b != a} n_b Q_b[s, u]``. Order 2 uses the
+    sequential schedule of the engine. Returns the estimates ``(N_a, r)`` per mode.
+    """
+    p = model.order
+    dims = instance.dims
+    r = instance.signals[0].shape[2]
+    N = instance.size
+    n = np.array(dims, dtype=float) / N
+    delta = float(model["delta"])
+    Y = np.asarray(instance.Y[0], dtype=float).reshape(dims)
+    priors = model.modes
+    if init == "informed":
+        xh = [s[0].copy() for s in instance.signals]
+        sv = [np.zeros((d, r, r)) for d in dims]
+    else:
+        xh = [pr.mean + 1e-3 * z[0] for pr, z in zip(priors, instance.init_noise, strict=True)]
+        sv = [
+            np.broadcast_to(pr.var * np.eye(r), (d, r, r)).copy()
+            for pr, d in zip(priors, dims, strict=True)
+        ]
+    xo = [np.zeros((d, r)) for d in dims]
+    letters = "abcdefgh"[:p]
+    norm = delta * N ** ((p - 1) / 2)
+
+    def field(a, xs):
+        ops = [Y] + [xs[b] for b in range(p) if b != a]
+        subs = [letters] + [letters[b] + "z" for b in range(p) if b != a]
+        return np.einsum(",".join(subs) + "->" + letters[a] + "z", *ops)
+
+    def gram(x, y):
+        return np.einsum("ks,ku->su", x, y) / x.shape[0]
+
+    def step(a, f, s, x_prev, s_prev):
+        return eta * f + (1 - eta) * x_prev, eta * s + (1 - eta) * s_prev
+
+    for _ in range(iterations):
+        if p == 2:
+            for a in range(2):
+                b = 1 - a
+                A = n[b] * gram(xh[b], xh[b]) / delta
+                O = n[b] * sv[b].mean(axis=0) / delta
+                Bf = field(a, xh) / norm - np.einsum("su,iu->is", O, xh[a])
+                f, c = vector_posterior_moments(priors[a], A, Bf)
+                xh[a], sv[a] = step(a, f, c, xh[a], sv[a])
+            continue
+        Q = [n[b] * gram(x, x) for b, x in enumerate(xh)]
+        Qc = [n[b] * gram(x, y) for b, (x, y) in enumerate(zip(xh, xo, strict=True))]
+        S = [n[b] * s.mean(axis=0) for b, s in enumerate(sv)]
+        new = []
+        for a in range(p):
+            others = [b for b in range(p) if b != a]
+            A = np.prod([Q[b] for b in others], axis=0) / delta
+            O = (
+                sum(
+                    S[b] * np.prod([Qc[g] for g in others if g != b] + [np.ones((r, r))], axis=0)
+                    for b in others
+                )
+                / delta
+            )
+            Bf = field(a, xh) / norm - np.einsum("su,iu->is", O, xo[a])
+            f, c = vector_posterior_moments(priors[a], A, Bf)
+            new.append(step(a, f, c, xh[a], sv[a]))
         xo = xh
         xh = [x for x, _ in new]
         sv = [s for _, s in new]
