@@ -128,15 +128,18 @@ def test_order3_rank2_amp_agrees_with_state_evolution(frac, seed):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "case",
+    "case,spinodal",
     [
-        dict(prior="rademacher", init="informed"),
-        dict(prior="gauss_bernoulli", rho=0.5, init="informed"),
+        (dict(prior="rademacher", init="informed"), None),
+        # tensor.md §4: Delta_dyn = 0.0358 for Gauss-Bernoulli rho = 0.5 at p = 3
+        # (meanfield.threshold reports no_transition for it at present)
+        (dict(prior="gauss_bernoulli", rho=0.5, init="informed"), 0.0358),
     ],
 )
-def test_order3_rank2_discrete_priors_agree_with_state_evolution(case):
+def test_order3_rank2_discrete_priors_agree_with_state_evolution(case, spinodal):
     base = dict(order=3, rank=2, **case)
-    _check(dict(base, delta=0.4 * _spinodal(base)), seed=11)
+    spinodal = spinodal if spinodal is not None else _spinodal(base)
+    _check(dict(base, delta=0.4 * spinodal), seed=11)
 
 
 def test_simulate_routes_rank_to_the_rank_engine():
