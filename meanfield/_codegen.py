@@ -12,13 +12,12 @@ One generated scalar body serves every target:
 * :func:`batch` wraps it in a compiled loop for vectorised evaluation over
   broadcast numpy arrays.
 
-Compiled objects are cached by the expressions' ``srepr`` and the sympy
-version, so hypothesis examples never re-derive or re-compile.
+Compiled objects are cached by the expressions (sympy's structural hash and
+equality), so hypothesis examples never re-derive or re-compile.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import _quadrature
-from ._symbols import GaussExpect
+from ._symbols import GaussExpect, GaussExpectN, Template
 
 __all__ = ["ScalarFunction", "scalar_function", "njit", "cuda_device", "batch", "evaluate"]
 
@@ -51,19 +50,26 @@ class _Printer(PythonCodePrinter):
         b, e = expr.as_base_exp()
         if e.is_Integer and 1 < int(e) <= 4:
             s = self.parenthesize(b, 100)
-            return "*".join([s] * int(e))
+            # parenthesised: the Mul printer writes x/y**2 as "x/" + this
+            return "(" + "*".join([s] * int(e)) + ")"
         if e.is_Integer and int(e) == -1:
             return f"(1.0/{self.parenthesize(b, 100)})"
         return super()._print_Pow(expr, rational=rational)
 
 
+_KEYS: dict[tuple, str] = {}
+
+
 def _key(*parts) -> str:
-    h = hashlib.sha1()
-    h.update(sp.__version__.encode())
-    for p in parts:
-        h.update(b"\0")
-        h.update(p.encode() if isinstance(p, str) else sp.srepr(p).encode())
-    return h.hexdigest()[:20]
+    """A short id, the same for structurally equal sympy inputs (in this process).
+
+    sympy's structural hash and equality index the table (``srepr`` of large
+    rank-r expressions took seconds).
+    """
+    k = tuple(p if isinstance(p, str) else sp.sympify(p) for p in parts)
+    if k not in _KEYS:
+        _KEYS[k] = f"{len(_KEYS):05d}"
+    return _KEYS[k]
 
 
 @dataclass
@@ -110,24 +116,61 @@ class ScalarFunction:
 def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, indent="    "):
     """Lines computing ``exprs`` (no GaussExpect left) and the returned names."""
     exprs = [sp.sympify(e) for e in exprs]
+    lines: list[str] = []
+    # templates: one compiled helper per template class and argument tuple
+    tgroups: dict[tuple, list] = {}
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, Template):
+                tgroups.setdefault((type(node), node.args[1:]), []).append(node)
+    if tgroups:
+        ren0 = {s: sp.Symbol(n) for s, n in names.items()}
+        tsubs = {}
+        for gi, ((cls, args), nodes) in enumerate(tgroups.items()):
+            h = _template_helper(cls, order)
+            helpers.append(h)
+            outs = [f"_t{len(names)}_{gi}_{k}" for k in range(len(cls._bodies))]
+            printed = ", ".join(printer.doprint(a.xreplace(ren0)) for a in args)
+            lines.append(f"{indent}({', '.join(outs)},) = {h.name}({printed})")
+            for nd in nodes:
+                tsubs[nd] = sp.Symbol(outs[int(nd.args[0])])
+        exprs = [e.xreplace(tsubs) for e in exprs]
+        names = dict(names)
+        names.update({sym: sym.name for sym in tsubs.values()})
     # replace every GaussExpect (outermost first) by a helper call
     ge_subs = {}
     for e in exprs:
         for node in sp.preorder_traversal(e):
             if isinstance(node, GaussExpect) and node not in ge_subs:
                 ge_subs[node] = sp.Symbol(f"_ge{len(names)}_{len(ge_subs)}")
-    lines = []
+    # multivariate expectations over the same Gaussian share one quadrature loop
+    groups: dict[tuple, list] = {}
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, GaussExpectN) and node not in ge_subs:
+                ge_subs[node] = sp.Symbol(f"_gn{len(names)}_{len(ge_subs)}")
+                groups.setdefault(node.args[1:], []).append(node)
     local = dict(names)
     for node, sym in ge_subs.items():
+        if isinstance(node, GaussExpectN):
+            continue
         h = _gauss_helper(node, order)
         helpers.append(h)
         args = ", ".join(printer.doprint(sp.Symbol(local.get(s, str(s)))) for s in h.inputs)
         lines.append(f"{indent}{sym.name} = {h.name}({args})")
+    for nodes in groups.values():
+        h = _gauss_helper_n(tuple(nodes), _quadrature.order_for(nodes[0].dim, order))
+        helpers.append(h)
+        args = ", ".join(printer.doprint(sp.Symbol(local.get(s, str(s)))) for s in h.inputs)
+        targets = ", ".join(ge_subs[nd].name for nd in nodes)
+        lines.append(f"{indent}({targets},) = {h.name}({args})")
     if ge_subs:
         exprs = [e.xreplace(ge_subs) for e in exprs]
     ren = {s: sp.Symbol(n) for s, n in names.items()}
     exprs = [e.xreplace(ren) for e in exprs]
-    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations="basic")
+    # no pre/post-processing: sympy's "basic" cse optimisations took 40 s on
+    # rank-3 denoisers and buy nothing here
+    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations=None)
     for s, v in reps:
         lines.append(f"{indent}{s} = {printer.doprint(v)}")
     outs = [printer.doprint(r) for r in reduced]
@@ -164,6 +207,80 @@ def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
         name=name,
         inputs=tuple(free),
         outputs=(node,),
+        source="\n".join(src) + "\n",
+        namespace={"math": math, "_Z": np.ascontiguousarray(z), "_W": np.ascontiguousarray(w)},
+        key=key,
+        helpers=helpers,
+    )
+    _finish(fn)
+    _CACHE[key] = fn
+    return fn
+
+
+def _template_helper(cls, order: int) -> ScalarFunction:
+    """All bodies of a :class:`~meanfield._symbols.Template` as one helper."""
+    key = _key("tpl", cls.__name__, str(order))
+    if key not in _CACHE:
+        fn = scalar_function(cls._bodies, cls._params, name=f"_tpl_{cls._tname}", order=order)
+        _CACHE[key] = fn
+    return _CACHE[key]
+
+
+def _cholesky_lines(r: int, cov: list[str]) -> list[str]:
+    """Unrolled Cholesky factor ``L_ij`` of an ``r x r`` positive-semidefinite
+    matrix (entries ``cov`` row by row); a non-positive pivot gives a zero
+    column, so singular covariances (e.g. zero) factorise exactly."""
+    out = []
+    for j in range(r):
+        d = cov[j * r + j] + "".join(f" - L{j}{k}_ * L{j}{k}_" for k in range(j))
+        out.append(f"    d_ = {d}")
+        out.append(f"    L{j}{j}_ = math.sqrt(d_) if d_ > 0.0 else 0.0")
+        for i in range(j + 1, r):
+            num = cov[i * r + j] + "".join(f" - L{i}{k}_ * L{j}{k}_" for k in range(j))
+            out.append(f"    L{i}{j}_ = ({num}) / L{j}{j}_ if L{j}{j}_ > 0.0 else 0.0")
+    return out
+
+
+def _gauss_helper_n(nodes: tuple, order: int) -> ScalarFunction:
+    """One tensor-product Gauss-Hermite loop for several ``GaussExpectN`` nodes
+    over the same Gaussian vector ``b = m + L z`` (``L`` the Cholesky factor)."""
+    _, v, m, c = nodes[0].args
+    r = len(v)
+    free = sorted(set().union(*(nd.free_symbols for nd in nodes)), key=lambda s: s.name)
+    key = _key("gn", sp.Tuple(*nodes), str(order))
+    if key in _CACHE:
+        return _CACHE[key]
+    name = f"_gn_{key}"
+    printer = _Printer()
+    names = {s: f"a{i}" for i, s in enumerate(free)}
+    helpers: list = []
+    mc_lines, mc_src = _body(list(m) + list(c), names, printer, helpers, order)
+    names_b = dict(names)
+    for k, b in enumerate(v):
+        names_b[b] = f"b{k}_"
+    ind = "    " * (r + 1)
+    h_lines, h_src = _body([nd.args[0] for nd in nodes], names_b, printer, helpers, order, ind)
+    z, w = _quadrature.gauss_hermite(order)
+    src = [f"def {name}({', '.join(names[s] for s in free)}):"]
+    src += mc_lines
+    src += [f"    m{k}_ = {mc_src[k]}" for k in range(r)]
+    src += _cholesky_lines(r, [f"({x})" for x in mc_src[r:]])
+    src += [f"    acc{k}_ = 0.0" for k in range(len(nodes))]
+    for k in range(r):
+        pad = "    " * (k + 1)
+        src.append(f"{pad}for i{k}_ in range({order}):")
+        wprev = f"w{k - 1}_ * " if k else ""
+        src.append(f"{pad}    w{k}_ = {wprev}_W[i{k}_]")
+    for k in range(r):
+        terms = " + ".join(f"L{k}{j}_ * _Z[i{j}_]" for j in range(k + 1))
+        src.append(f"{ind}b{k}_ = m{k}_ + {terms}")
+    src += h_lines
+    src += [f"{ind}acc{k}_ += w{r - 1}_ * ({h})" for k, h in enumerate(h_src)]
+    src.append(f"    return ({', '.join(f'acc{k}_' for k in range(len(nodes)))},)")
+    fn = ScalarFunction(
+        name=name,
+        inputs=tuple(free),
+        outputs=tuple(nodes),
         source="\n".join(src) + "\n",
         namespace={"math": math, "_Z": np.ascontiguousarray(z), "_W": np.ascontiguousarray(w)},
         key=key,

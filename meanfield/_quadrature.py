@@ -21,6 +21,28 @@ DEFAULT_ORDER = 81
 ``tests/symbolic/test_quadrature.py`` checks it."""
 
 
+ORDER_BY_DIM = {1: DEFAULT_ORDER, 2: 41, 3: 17, 4: 9}
+"""Nodes per dimension of the tensor-product rule for ``d``-dimensional
+expectations (rank-``r`` channels): ``41^2``, ``17^3``, ``9^4`` nodes keep one
+state-evolution step at a few milliseconds; ``tests/symbolic`` checks the
+precision they reach against a finer rule."""
+
+
+def order_for(dim: int, order: int | None = None) -> int:
+    """Nodes per dimension for a ``dim``-dimensional expectation.
+
+    ``order`` (the one-dimensional request) is used for ``dim = 1``; larger
+    dimensions use :data:`ORDER_BY_DIM`, scaled down in proportion when
+    ``order`` is below the one-dimensional default.
+    """
+    if dim <= 1:
+        return order or DEFAULT_ORDER
+    base = ORDER_BY_DIM.get(dim, 5)
+    if order and order != DEFAULT_ORDER:
+        base = max(3, int(round(base * order / DEFAULT_ORDER)))
+    return base
+
+
 @lru_cache(maxsize=32)
 def gauss_hermite(order: int = DEFAULT_ORDER) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights for expectations over a standard normal variable.

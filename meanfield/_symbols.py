@@ -13,9 +13,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import sympy as sp
 
-__all__ = ["LogSumExp", "GaussExpect", "explicit", "exact_expectations", "symbols_for", "GLOSSARY"]
+__all__ = [
+    "LogSumExp",
+    "GaussExpect",
+    "GaussExpectN",
+    "Template",
+    "define",
+    "explicit",
+    "exact_expectations",
+    "symbols_for",
+    "GLOSSARY",
+]
 
 GLOSSARY = {
     "M": "overlap with the planted signal, E[x xhat] (Bayes-optimal: = E[xhat^2])",
@@ -160,9 +172,191 @@ class GaussExpect(sp.Expr):
         return f"E[{printer._print(h)} | {B} ~ N({printer._print(m)}, {printer._print(v)})]"
 
 
+class GaussExpectN(sp.Expr):
+    """``E_{b ~ N(mean, cov)}[h(b)]`` over a Gaussian vector, kept unevaluated.
+
+    The multivariate form of :class:`GaussExpect` (rank-``r`` channels, where
+    the AMP field is an ``r``-vector). Its derivative is Price's theorem,
+
+    .. math:: \\partial_s E[h] = E[\\partial_s h] + \\sum_i \\partial_s m_i\\, E[\\partial_i h]
+              + \\tfrac12 \\sum_{ij} \\partial_s C_{ij}\\, E[\\partial_i \\partial_j h],
+
+    finite at singular covariances (e.g. ``C = 0`` at the uninformative fixed
+    point). Numeric evaluation: a tensor-product Gauss-Hermite rule after a
+    (positive-semidefinite) Cholesky factorisation of ``cov``
+    (:mod:`meanfield._codegen`, nodes from :mod:`meanfield._quadrature`).
+
+    Parameters
+    ----------
+    h : sympy.Expr
+        Integrand; the ``variables`` are bound inside it.
+    variables : tuple of sympy.Dummy
+        The integration variables ``b_1..b_r``.
+    mean : tuple of sympy.Expr
+        ``E[b]``, length ``r``.
+    cov : tuple of sympy.Expr
+        The covariance, ``r*r`` entries row by row (symmetric).
+    """
+
+    is_commutative = True
+
+    def __new__(cls, h, variables, mean, cov):
+        h = sp.sympify(h)
+        variables = sp.Tuple(*variables)
+        mean = sp.Tuple(*[sp.sympify(m) for m in mean])
+        cov = sp.Tuple(*[sp.sympify(c) for c in cov])
+        r = len(variables)
+        if len(mean) != r or len(cov) != r * r:
+            raise ValueError(f"GaussExpectN needs {r} means and {r * r} covariance entries")
+        if not (h.free_symbols & set(variables)):
+            return h
+        return sp.Expr.__new__(cls, h, variables, mean, cov)
+
+    @property
+    def dim(self) -> int:
+        return len(self.args[1])
+
+    @property
+    def integrand(self):
+        return self.args[0]
+
+    @property
+    def variables(self):
+        return tuple(self.args[1])
+
+    @property
+    def mean(self):
+        return tuple(self.args[2])
+
+    @property
+    def cov(self):
+        return tuple(self.args[3])
+
+    @property
+    def free_symbols(self):
+        h, v, m, c = self.args
+        return (h.free_symbols - set(v)) | m.free_symbols | c.free_symbols
+
+    def _eval_derivative(self, s):
+        h, v, m, c = self.args
+        r = len(v)
+        new = sp.diff(h, s)
+        grads = [sp.diff(h, b) for b in v]
+        for i in range(r):
+            dm = sp.diff(m[i], s)
+            if dm != 0:
+                new += dm * grads[i]
+        for i in range(r):
+            for j in range(r):
+                dc = sp.diff(c[i * r + j], s)
+                if dc != 0:
+                    new += dc / 2 * sp.diff(grads[i], v[j])
+        return GaussExpectN(new, v, m, c)
+
+    def _eval_subs(self, old, new):
+        if old in self.args[1]:
+            return self
+        return None
+
+    def doit(self, **hints):
+        """Exact when possible: zero covariance gives ``h(mean)``; an integrand
+        quadratic in ``b`` gives ``h(m) + (1/2) sum_ij C_ij d_i d_j h``."""
+        h, v, m, c = self.args
+        r = len(v)
+        if hints.get("deep", True):
+            h = h.doit(**hints)
+        if all(ci == 0 for ci in c):
+            return h.xreplace(dict(zip(v, m, strict=True)))
+        if h.is_polynomial(*v):
+            # degree <= 2 (third derivatives vanish): E[h] = h(m) + tr(C H)/2,
+            # with no expansion of the (often large, rational) coefficients
+            grads = [sp.diff(h, b) for b in v]
+            hess = [[sp.diff(g, b) for b in v] for g in grads]
+            ijk = itertools.product(range(r), repeat=3)
+            if all(sp.diff(hess[i][j], v[k]) == 0 for i, j, k in ijk):
+                at = dict(zip(v, m, strict=True))
+                out = h.xreplace(at)
+                for i in range(r):
+                    for j in range(r):
+                        if c[i * r + j] != 0 and hess[i][j] != 0:
+                            out += c[i * r + j] * hess[i][j].xreplace(at) / 2
+                return out
+        return GaussExpectN(h, v, m, c)
+
+    def _sympystr(self, printer):
+        h, v, m, c = self.args
+        return f"E[{printer._print(h)} | {tuple(v)} ~ N({printer._print(m)}, {printer._print(c)})]"
+
+
+class Template(sp.Function):
+    """A function defined once by sympy bodies and applied to many arguments.
+
+    ``F(k, *args)`` stands for ``bodies[k]`` with ``params`` replaced by
+    ``args`` (see :func:`define`). Derivatives are templates of the bodies'
+    sympy derivatives, and the code generator compiles each template once
+    (all bodies in one helper), however many times it is applied -- e.g. one
+    prior's rank-``r`` state-evolution map shared by every mode.
+    """
+
+    _bodies: tuple = ()
+    _params: tuple = ()
+    _tname: str = "template"
+
+    @classmethod
+    def eval(cls, k, *args):
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.S.Zero
+        return derivative(type(self), argindex - 2)(*self.args)
+
+    @property
+    def body(self) -> sp.Expr:
+        """The body this application stands for."""
+        k = int(self.args[0])
+        return self._bodies[k].xreplace(dict(zip(self._params, self.args[1:], strict=True)))
+
+    def _eval_is_real(self):
+        return True
+
+
+_DEFINED: dict[tuple, type] = {}
+
+
+def define(name: str, bodies, params) -> type[Template]:
+    """A :class:`Template` class for ``bodies`` (a tuple of expressions in ``params``).
+
+    Identical definitions return the same class (keyed by the bodies themselves).
+    """
+    bodies = tuple(sp.sympify(b) for b in bodies)
+    params = tuple(params)
+    key = (name, sp.Tuple(*bodies), sp.Tuple(*params))
+    if key not in _DEFINED:
+        cname = f"{name}_{len(_DEFINED)}"
+        _DEFINED[key] = type(
+            cname,
+            (Template,),
+            {"_bodies": bodies, "_params": params, "_tname": name, "nargs": len(params) + 1},
+        )
+    return _DEFINED[key]
+
+
+def derivative(cls: type[Template], j: int) -> type[Template]:
+    """The template of ``d bodies / d params[j]`` (cached on ``cls``)."""
+    cache = cls.__dict__.get("_derivs")
+    if cache is None:
+        cache = {}
+        cls._derivs = cache
+    if j not in cache:
+        p = cls._params[j]
+        cache[j] = define(f"{cls._tname}_d{j}", [sp.diff(b, p) for b in cls._bodies], cls._params)
+    return cache[j]
+
+
 def explicit(expr: sp.Expr) -> sp.Expr:
     """Rewrite ``LogSumExp`` as ``log(sum(exp))`` and evaluate what ``GaussExpect`` can."""
-    expr = expr.replace(lambda e: isinstance(e, GaussExpect), lambda e: e.doit())
+    expr = expr.replace(lambda e: isinstance(e, (GaussExpect, GaussExpectN)), lambda e: e.doit())
     return expr.replace(
         lambda e: isinstance(e, LogSumExp), lambda e: sp.log(sp.Add(*[sp.exp(a) for a in e.args]))
     )
@@ -177,6 +371,10 @@ def exact_expectations(expr: sp.Expr) -> sp.Expr:
 
     def ev(e):
         out = e.doit()
-        return out if isinstance(out, GaussExpect) else sp.simplify(out)
+        if isinstance(out, (GaussExpect, GaussExpectN)):
+            return out
+        # multivariate results (matrix inverses of order parameters) are left
+        # to cse in the code generator: simplify is slow on them
+        return out if isinstance(e, GaussExpectN) else sp.simplify(out)
 
-    return expr.replace(lambda e: isinstance(e, GaussExpect), ev)
+    return expr.replace(lambda e: isinstance(e, (GaussExpect, GaussExpectN)), ev)

@@ -27,6 +27,7 @@ For ``p = 2`` and zero-mean priors the trivial fixed point loses stability at
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +37,7 @@ from .._model import Model, System
 from .._params import Param, ParamError
 from .._symbols import symbols_for
 from ..priors import LAM, PRIORS, Prior, make_prior
+from ..vector_prior import sym_matrix, upper_pairs, vector_prior
 
 __all__ = ["Tensor"]
 
@@ -69,6 +71,14 @@ class Tensor(Model):
             lo_open=True,
             per_mode=True,
             doc="mode-size ratios n_a = N_a / N",
+        ),
+        "rank": Param(
+            "rank",
+            "int",
+            1,
+            lo=1,
+            hi=4,
+            doc="rank r (r > 1: r x r overlap matrices per mode, vector denoisers)",
         ),
         "delta": Param("delta", "float", 0.5, lo=0, lo_open=True, doc="noise variance"),
         "prior": Param(
@@ -175,15 +185,46 @@ class Tensor(Model):
         return [make_prior(names[a], mean=means[a], var=vars_[a], rho=rhos[a]) for a in range(p)]
 
     @property
+    def rank(self) -> int:
+        return self["rank"]
+
+    @property
     def order_parameters(self) -> tuple[str, ...]:
-        return tuple(f"M_{a + 1}" for a in range(self.order))
+        if self.rank == 1:
+            return tuple(f"M_{a + 1}" for a in range(self.order))
+        pairs = upper_pairs(self.rank)
+        return tuple(f"M_{a + 1}_{s + 1}{t + 1}" for a in range(self.order) for s, t in pairs)
 
     def system(self) -> System:
         priors = self.modes
-        key = (self.order, tuple(pr.name for pr in priors))
+        key = (self.order, self.rank, tuple(pr.name for pr in priors))
         if key not in _SYSTEMS:
-            _SYSTEMS[key] = (_build_system(self.order, priors), priors)
+            if self.rank == 1:
+                _SYSTEMS[key] = (_build_system(self.order, priors), priors)
+            else:
+                _SYSTEMS[key] = (_build_system_rank(self.order, priors, self.rank), priors)
         return _SYSTEMS[key][0]
+
+    def _per_entry(self, diagonal: list[float], off: list[float]) -> np.ndarray:
+        """The state with ``diagonal[a]`` on each mode's diagonal and ``off[a]`` elsewhere."""
+        if self.rank == 1:
+            return np.array(diagonal, dtype=float)
+        pairs = upper_pairs(self.rank)
+        return np.array(
+            [diagonal[a] if s == t else off[a] for a in range(self.order) for s, t in pairs]
+        )
+
+    def overlap_matrices(self, state: np.ndarray) -> np.ndarray:
+        """The state as ``(p, r, r)`` overlap matrices (``r = 1``: ``(p, 1, 1)``)."""
+        r, p = self.rank, self.order
+        state = np.asarray(state, dtype=float)
+        out = np.empty(state.shape[:-1] + (p, r, r))
+        k = 0
+        for a in range(p):
+            for s, t in upper_pairs(r):
+                out[..., a, s, t] = out[..., a, t, s] = state[..., k]
+                k += 1
+        return out
 
     def theta(self) -> np.ndarray:
         vals = [float(self["delta"]), *self.shape]
@@ -193,15 +234,18 @@ class Tensor(Model):
 
     def initial_state(self, init: str) -> np.ndarray:
         pri = self.modes
+        off = [pr.mean**2 for pr in pri]
         if init == "random":
-            return np.array([pr.mean**2 + self["eps"] for pr in pri])
+            return self._per_entry([pr.mean**2 + self["eps"] for pr in pri], off)
         if init == "informed":
-            return np.array([pr.second_moment for pr in pri])
+            return self._per_entry([pr.second_moment for pr in pri], off)
         raise ParamError("init", "one of random, informed", init)
 
     def uninformative_state(self) -> np.ndarray:
-        """``M_a = E[x_a]^2``: the overlap of estimators that ignore the data."""
-        return np.array([pr.mean**2 for pr in self.modes])
+        """``M_a = E[x_a]^2``: the overlap of estimators that ignore the data
+        (rank ``r``: ``E[x] E[x]^T``, every entry ``E[x_a]^2``)."""
+        m2 = [pr.mean**2 for pr in self.modes]
+        return self._per_entry(m2, m2)
 
     def vary(self, param: str, values):
         """Vectorised along the noise (``delta`` enters only ``theta[0]``)."""
@@ -218,8 +262,17 @@ class Tensor(Model):
         return theta, s0, u
 
     def observables(self, state: np.ndarray) -> dict[str, Any]:
+        """Overlaps and per-entry MSE ``E[x^2] - M`` of each mode.
+
+        Rank ``r > 1``: ``overlap`` holds each mode's ``r x r`` matrix and
+        ``mse`` the mean over the diagonal, ``(1/r) sum_s (E[x_s^2] - M_ss)``.
+        """
         rho = np.array([pr.second_moment for pr in self.modes])
-        return {"overlap": np.asarray(state).tolist(), "mse": (rho - state).tolist()}
+        if self.rank == 1:
+            return {"overlap": np.asarray(state).tolist(), "mse": (rho - state).tolist()}
+        mats = self.overlap_matrices(state)
+        diag = np.einsum("...ss->...s", mats).mean(axis=-1)
+        return {"overlap": mats.tolist(), "mse": (rho - diag).tolist()}
 
     def solver_options(self) -> dict[str, Any]:
         return {"tol": self["tol"], "max_iter": self["max_iter"]}
@@ -249,3 +302,45 @@ def _build_system(order: int, priors: list[Prior]) -> System:
         psi.append(n[a] * pr.free_entropy.xreplace(local).subs(LAM, lam))
     potential = sp.Add(*psi) - (p - 1) / (2 * delta) * sp.Mul(*[n[b] * M[b] for b in range(p)])
     return System("map", tuple(M), tuple(params), tuple(rhs), potential)
+
+
+def _build_system_rank(order: int, priors: list[Prior], r: int) -> System:
+    """Rank-``r`` state evolution: ``r x r`` overlaps ``M_a`` per mode.
+
+    The effective signal-to-noise matrix of mode ``a`` is the Hadamard product
+    ``Lam_a = Delta^{-1} prod_{b != a} (n_b M_b)`` (entrywise: the CP tensor's
+    field for component ``s`` pairs with ``t`` through ``prod_b M_b[s, t]``),
+    ``M_a' = E[f_a(Lam_a, Lam_a x + Lam_a^{1/2} z) x^T]``, and the free entropy
+    ``Phi = sum_a n_a psi_a(Lam_a) - (p-1)/(2 Delta) sum_{st} prod_b n_b M_b[s,t]``
+    (Lesieur et al. 2017, spiked tensor, rank r; Kadmon & Ganguli 2018 §3).
+    For ``r = 1`` this is :func:`_build_system`.
+    """
+    p = order
+    pairs = upper_pairs(r)
+    M = [
+        tuple(sp.Symbol(f"M_{a + 1}_{s + 1}{t + 1}", real=True) for s, t in pairs) for a in range(p)
+    ]
+    Mm = [sym_matrix(M[a], r) for a in range(p)]
+    n = symbols_for("n", p, positive=True)
+    delta = sp.Symbol("delta", positive=True)
+    params: list[sp.Symbol] = [delta, *n]
+    rhs, psi = [], []
+    for a, pr in enumerate(priors):
+        local = {s: sp.Symbol(f"{s.name}_{a + 1}", **s.assumptions0) for s in pr.params}
+        params += [local[s] for s in pr.params]
+        others = [b for b in range(p) if b != a]
+        lam = sp.zeros(r, r)
+        for s, t in itertools.product(range(r), repeat=2):
+            lam[s, t] = sp.Mul(*[n[b] * Mm[b][s, t] for b in others]) / delta
+        vp = vector_prior(pr, r)
+        args = [lam[s, t] for s, t in pairs] + [local[s] for s in pr.params]
+        # one template per prior: modes sharing a prior share compiled code
+        rhs += [vp.se_template(k, *args) for k in range(len(pairs))]
+        psi.append(n[a] * vp.free_entropy_template(0, *args))
+    coupling = sum(
+        (sp.Mul(*[n[b] * Mm[b][s, t] for b in range(p)]) for s in range(r) for t in range(r)),
+        sp.S.Zero,
+    )
+    potential = sp.Add(*psi) - (p - 1) / (2 * delta) * coupling
+    state = tuple(x for a in range(p) for x in M[a])
+    return System("map", state, tuple(params), tuple(rhs), potential)

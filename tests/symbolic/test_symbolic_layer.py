@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from scipy import integrate
-from tolerances import assert_close_eps
+from tolerances import EPS, assert_close_eps
 
 from meanfield import _codegen, _quadrature
 from meanfield._symbols import GaussExpect, LogSumExp, explicit
@@ -91,3 +91,69 @@ def test_compiled_gauss_expect_matches_quadrature_module():
         assert_close_eps(fn(x)[0], _quadrature.expect(np.tanh, x, x), 64)
     # and the numba-compiled copy of the same body
     assert_close_eps(_codegen.njit(fn)(1.3)[0], fn(1.3)[0], 8)
+
+
+def test_printed_powers_keep_their_precedence():
+    """``x / y**2`` must not print as ``x/y*y`` (a regression: small integer
+    powers are printed as products, which need parentheses after a division)."""
+    x, y = sp.symbols("x y", positive=True)
+    exprs = [x / y**2, x / y**3 + 1 / (x + y) ** 2, x**2 / (y**4 * (x - y) ** 2)]
+    fn = _codegen.scalar_function(exprs, [x, y], name="powers")
+    for xv, yv in [(0.7, 1.9), (2.5, 0.3)]:
+        want = [float(e.subs({x: xv, y: yv})) for e in exprs]
+        np.testing.assert_allclose(fn(xv, yv), want, rtol=4 * EPS)
+        np.testing.assert_allclose(_codegen.njit(fn)(xv, yv), want, rtol=4 * EPS)
+
+
+def _gn_setup():
+    from meanfield._symbols import GaussExpectN
+
+    b1, b2 = sp.symbols("b1 b2", real=True)
+    m1, m2, c11, c12, c22 = sp.symbols("m1 m2 c11 c12 c22", real=True)
+    return GaussExpectN, (b1, b2), (m1, m2), (c11, c12, c12, c22)
+
+
+def test_gauss_expect_n_quadratic_exact_and_price_derivative():
+    """E[b1 b2 + b1^2] = C12 + m1 m2 + C11 + m1^2 exactly; the Price-theorem
+    derivative of the unevaluated node equals the derivative of that result."""
+    GE, b, m, c = _gn_setup()
+    h = b[0] * b[1] + b[0] ** 2 + 3 * b[1]
+    node = GE(h, b, m, c)
+    exact = c[1] + m[0] * m[1] + c[0] + m[0] ** 2 + 3 * m[1]
+    assert sp.simplify(node.doit() - exact) == 0
+    for s in (*m, c[0], c[1], c[3]):
+        assert sp.simplify(sp.diff(node, s).doit() - sp.diff(exact, s)) == 0
+
+
+def test_gauss_expect_n_quadrature_and_singular_covariance():
+    """E[exp(b1 + 2 b2)] = exp(m1 + 2 m2 + (C11 + 4 C12 + 4 C22)/2) by the
+    41 x 41 tensor-product rule, for a full-rank, a rank-one and a zero covariance."""
+    GE, b, m, c = _gn_setup()
+    node = GE(sp.exp(b[0] + 2 * b[1]), b, m, c)
+    fn = _codegen.scalar_function([node], [*m, c[0], c[1], c[3]], name="gn_exp")
+    f = _codegen.njit(fn)
+    for mv, (c11, c12, c22) in [
+        ((0.2, -0.1), (0.5, 0.1, 0.3)),
+        ((0.0, 0.3), (0.4, 0.2, 0.1)),  # rank one: c12^2 = c11 c22
+        ((0.1, 0.2), (0.0, 0.0, 0.0)),
+    ]:
+        want = np.exp(mv[0] + 2 * mv[1] + (c11 + 4 * c12 + 4 * c22) / 2)
+        got = f(*mv, c11, c12, c22)[0]
+        assert abs(got - want) <= 1e-12 * want
+
+
+def test_template_values_and_derivatives_match_the_inline_expression():
+    from meanfield._symbols import define
+
+    x, y, a, c = sp.symbols("x y a c", real=True)
+    T = define("demo", [x * y**2, sp.sin(x) * y], (x, y))
+    args = (a + c, a * c)
+    applied = [T(0, *args), T(1, *args)]
+    inline = [e.subs({x: args[0], y: args[1]}, simultaneous=True) for e in T._bodies]
+    exprs = applied + [sp.diff(e, a) for e in applied] + [sp.diff(e, c, 2) for e in applied]
+    want = inline + [sp.diff(e, a) for e in inline] + [sp.diff(e, c, 2) for e in inline]
+    fn = _codegen.scalar_function(exprs, [a, c], name="tpl_demo")
+    ref = sp.lambdify([a, c], want)
+    for av, cv in [(0.3, -1.2), (1.7, 0.4)]:
+        np.testing.assert_allclose(_codegen.njit(fn)(av, cv), ref(av, cv), rtol=16 * EPS, atol=1e-15)
+    assert define("demo", [x * y**2, sp.sin(x) * y], (x, y)) is T
