@@ -51,6 +51,7 @@ DEMO: tuple[str, ...] = (
     "fig03_se_vs_amp_p3",
     "fig04_phase_diagrams",
     "fig05_amp_vs_als",
+    "fig06_rank2",
 )
 
 DEFAULT_OUT = Path("figures/out")
