@@ -11,7 +11,7 @@ import time
 
 from ._timing import table
 
-SUITES = ("se", "amp")
+SUITES = ("se", "phase", "amp")
 
 
 def _suite(name: str):
@@ -19,6 +19,10 @@ def _suite(name: str):
         from . import se
 
         return se.run
+    if name == "phase":
+        from . import phase
+
+        return phase.run
     if name == "amp":
         from . import amp
 

@@ -155,5 +155,7 @@ def test_template_values_and_derivatives_match_the_inline_expression():
     fn = _codegen.scalar_function(exprs, [a, c], name="tpl_demo")
     ref = sp.lambdify([a, c], want)
     for av, cv in [(0.3, -1.2), (1.7, 0.4)]:
-        np.testing.assert_allclose(_codegen.njit(fn)(av, cv), ref(av, cv), rtol=16 * EPS, atol=1e-15)
+        np.testing.assert_allclose(
+            _codegen.njit(fn)(av, cv), ref(av, cv), rtol=16 * EPS, atol=1e-15
+        )
     assert define("demo", [x * y**2, sp.sin(x) * y], (x, y)) is T
