@@ -132,7 +132,7 @@ def test_order3_rank2_amp_agrees_with_state_evolution(frac, seed):
     [
         (dict(prior="rademacher", init="informed"), None),
         # tensor.md §4: Delta_dyn = 0.0358 for Gauss-Bernoulli rho = 0.5 at p = 3
-        # (meanfield.threshold reports no_transition for it at present)
+        # (meanfield.threshold gives 0.03585: tests/literature check it against this row)
         (dict(prior="gauss_bernoulli", rho=0.5, init="informed"), 0.0358),
     ],
 )
