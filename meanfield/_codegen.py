@@ -191,7 +191,6 @@ def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
     names_b = dict(names)
     names_b[B] = "b_"
     h_lines, (h_src,) = _body([h], names_b, printer, helpers, order, indent="        ")
-    z, w = _quadrature.gauss_hermite(order)
     src = [f"def {name}({', '.join(names[s] for s in free)}):"]
     src += mv_lines
     src += [
@@ -203,10 +202,17 @@ def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
     ]
     src += h_lines
     src += [f"        acc_ += _W[i_] * ({h_src})", "    return acc_"]
+    return _quadrature_helper(name, free, (node,), src, order, helpers, key)
+
+
+def _quadrature_helper(name, free, outputs, src, order, helpers, key) -> ScalarFunction:
+    """Finish, cache and return a generated helper that loops over the
+    ``order``-node Gauss-Hermite rule (``_Z``, ``_W`` in its namespace)."""
+    z, w = _quadrature.gauss_hermite(order)
     fn = ScalarFunction(
         name=name,
         inputs=tuple(free),
-        outputs=(node,),
+        outputs=tuple(outputs),
         source="\n".join(src) + "\n",
         namespace={"math": math, "_Z": np.ascontiguousarray(z), "_W": np.ascontiguousarray(w)},
         key=key,
@@ -260,7 +266,6 @@ def _gauss_helper_n(nodes: tuple, order: int) -> ScalarFunction:
         names_b[b] = f"b{k}_"
     ind = "    " * (r + 1)
     h_lines, h_src = _body([nd.args[0] for nd in nodes], names_b, printer, helpers, order, ind)
-    z, w = _quadrature.gauss_hermite(order)
     src = [f"def {name}({', '.join(names[s] for s in free)}):"]
     src += mc_lines
     src += [f"    m{k}_ = {mc_src[k]}" for k in range(r)]
@@ -277,18 +282,7 @@ def _gauss_helper_n(nodes: tuple, order: int) -> ScalarFunction:
     src += h_lines
     src += [f"{ind}acc{k}_ += w{r - 1}_ * ({h})" for k, h in enumerate(h_src)]
     src.append(f"    return ({', '.join(f'acc{k}_' for k in range(len(nodes)))},)")
-    fn = ScalarFunction(
-        name=name,
-        inputs=tuple(free),
-        outputs=tuple(nodes),
-        source="\n".join(src) + "\n",
-        namespace={"math": math, "_Z": np.ascontiguousarray(z), "_W": np.ascontiguousarray(w)},
-        key=key,
-        helpers=helpers,
-    )
-    _finish(fn)
-    _CACHE[key] = fn
-    return fn
+    return _quadrature_helper(name, free, nodes, src, order, helpers, key)
 
 
 def _finish(fn: ScalarFunction) -> None:

@@ -42,7 +42,7 @@ import sympy as sp
 from ._symbols import GaussExpectN, LogSumExp, define, exact_expectations
 from .priors import Prior
 
-__all__ = ["VectorPrior", "vector_prior", "sym_matrix", "upper_pairs"]
+__all__ = ["VectorPrior", "vector_prior", "sym_matrix", "from_upper", "upper_pairs"]
 
 
 def upper_pairs(r: int) -> list[tuple[int, int]]:
@@ -56,6 +56,17 @@ def sym_matrix(entries, r: int) -> sp.Matrix:
     for (s, t), e in zip(upper_pairs(r), entries, strict=True):
         M[s, t] = M[t, s] = e
     return M
+
+
+def from_upper(upper, r: int):
+    """``(..., r(r+1)/2)`` upper triangles (row by row) -> ``(..., r, r)`` symmetric arrays."""
+    import numpy as np
+
+    upper = np.asarray(upper, dtype=float)
+    out = np.empty(upper.shape[:-1] + (r, r))
+    for k, (s, t) in enumerate(upper_pairs(r)):
+        out[..., s, t] = out[..., t, s] = upper[..., k]
+    return out
 
 
 def _inverse(P: sp.Matrix) -> sp.Matrix:

@@ -21,7 +21,6 @@ __all__ = [
     "amp_entry",
     "update_kernel",
     "vector_amp_entry",
-    "vector_update_kernel",
 ]
 
 
@@ -41,82 +40,39 @@ CONFIG = LaunchConfig()
 _KERNELS: dict[tuple[str, str], object] = {}
 
 
-def amp_entry(den: ScalarFunction) -> ScalarFunction:
-    """The damped AMP update of one entry, wrapping the sympy denoiser ``den``.
-
-    ``entry(A, B, th, x_old, s_old, eta) -> (x_new, s_new)`` with
-    ``x_new = eta f(A, B; th) + (1 - eta) x_old`` (and the same for the
-    posterior variance). ``den`` takes ``(A, B, *prior_params)``.
-    """
-    k = den.n_in - 2
-    args = ", ".join(["A", "B"] + [f"th[{j}]" for j in range(k)])
-    src = (
-        f"def entry_{den.key}(A, B, th, x0, s0, eta):\n"
-        f"    r = {den.name}({args})\n"
-        "    return eta * r[0] + (1.0 - eta) * x0, eta * r[1] + (1.0 - eta) * s0\n"
-    )
+def _entry(name: str, lines: list[str], den: ScalarFunction) -> ScalarFunction:
+    """A generated in-place update ``name(A, B, th, X, S, eta, t, i)`` calling ``den``."""
     fn = ScalarFunction(
-        name=f"entry_{den.key}",
+        name=name,
         inputs=(),
         outputs=(),
-        source=src,
+        source="\n".join(lines) + "\n",
         namespace={"math": math},
-        key=f"entry_{den.key}",
+        key=name,
         helpers=[den],
     )
     _codegen._finish(fn)
     return fn
 
 
-def update_kernel(entry: ScalarFunction, target: str):
-    """Apply ``entry`` to every ``(trial, i)``: arrays ``A (T,)``, ``B, X, S (T, N)``, ``eta (T,)``.
+def amp_entry(den: ScalarFunction) -> ScalarFunction:
+    """The damped AMP update of entry ``(t, i)``, wrapping the sympy denoiser ``den``.
 
-    CPU: ``kernel(A, B, th, X, S, eta)`` parallel over entries. CUDA: the same
-    signature, launched as ``kernel[grid, block](...)`` with a grid-stride loop.
+    ``entry(A, B, th, X, S, eta, t, i)`` overwrites ``X[t, i] = eta f(A, B; th)
+    + (1 - eta) X[t, i]`` and the same for the posterior variance ``S``, with
+    arrays ``A (T,)``, ``B, X, S (T, N)``, ``eta (T,)``. ``den`` takes
+    ``(A, B, *prior_params)``.
     """
-    key = (entry.key, target)
-    if key in _KERNELS:
-        return _KERNELS[key]
-    if target == "cpu":
-        import numba
-
-        body = _codegen.njit(entry)
-
-        # elementwise and O(N): serial, so an AMP iteration has a single
-        # parallel region (the contraction)
-        @numba.njit(cache=False)
-        def kernel(A, B, th, X, S, eta):
-            T, N = B.shape
-            for k in range(T * N):
-                t = k // N
-                i = k - t * N
-                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta[t])
-                X[t, i] = x
-                S[t, i] = s
-
-    elif target == "cuda":
-        global cuda  # a module global: the CUDA simulator swaps globals only
-        from numba import cuda
-
-        body = _codegen.cuda_device(entry)
-
-        @cuda.jit
-        def kernel(A, B, th, X, S, eta):
-            T = B.shape[0]
-            N = B.shape[1]
-            start = cuda.grid(1)
-            stride = cuda.gridsize(1)
-            for k in range(start, T * N, stride):
-                t = k // N
-                i = k - t * N
-                x, s = body(A[t], B[t, i], th, X[t, i], S[t, i], eta[t])
-                X[t, i] = x
-                S[t, i] = s
-
-    else:
-        raise ValueError(f"backend must be one of cpu, cuda; got {target!r}")
-    _KERNELS[key] = kernel
-    return kernel
+    k = den.n_in - 2
+    args = ", ".join(["A[t]", "B[t, i]"] + [f"th[{j}]" for j in range(k)])
+    lines = [
+        f"def entry_{den.key}(A, B, th, X, S, eta, t, i):",
+        f"    r = {den.name}({args})",
+        "    e = eta[t]",
+        "    X[t, i] = e * r[0] + (1.0 - e) * X[t, i]",
+        "    S[t, i] = e * r[1] + (1.0 - e) * S[t, i]",
+    ]
+    return _entry(f"entry_{den.key}", lines, den)
 
 
 def vector_amp_entry(den: ScalarFunction, rank: int) -> ScalarFunction:
@@ -149,26 +105,18 @@ def vector_amp_entry(den: ScalarFunction, rank: int) -> ScalarFunction:
     ]
     lines += [f"    X[t, i, {s}] = e * o[{s}] + c * X[t, i, {s}]" for s in range(r)]
     lines += [f"    S[t, i, {j}] = e * o[{r + j}] + c * S[t, i, {j}]" for j in range(nu)]
-    fn = ScalarFunction(
-        name=f"ventry_{den.key}_r{r}",
-        inputs=(),
-        outputs=(),
-        source="\n".join(lines) + "\n",
-        namespace={"math": math},
-        key=f"ventry_{den.key}_r{r}",
-        helpers=[den],
-    )
-    _codegen._finish(fn)
-    return fn
+    return _entry(f"ventry_{den.key}_r{r}", lines, den)
 
 
-def vector_update_kernel(entry: ScalarFunction, target: str):
-    """Apply the row update ``entry`` to every ``(trial, row)``.
+def update_kernel(entry: ScalarFunction, target: str):
+    """Apply an in-place update ``entry(A, B, th, X, S, eta, t, i)`` to every ``(trial, i)``.
 
-    ``kernel(A, B, th, X, S, eta)`` with ``A (T, r(r+1)/2)``, ``B, X (T, N, r)``,
-    ``S (T, N, r(r+1)/2)``, ``eta (T,)``; CPU: a serial loop over rows (the
-    contraction is the parallel region), CUDA: a grid-stride loop, one thread
-    per row, launched as ``kernel[grid, block](...)``.
+    ``entry`` comes from :func:`amp_entry` (scalar entries) or
+    :func:`vector_amp_entry` (rank-``r`` rows); the kernel is
+    ``kernel(A, B, th, X, S, eta)`` with ``B`` of shape ``(T, N, ...)``.
+    CPU: a serial loop (the contraction is an AMP iteration's one parallel
+    region); CUDA: a grid-stride loop, one thread per entry or row, launched
+    as ``kernel[grid, block](...)``.
     """
     key = (entry.key, target)
     if key in _KERNELS:

@@ -158,7 +158,7 @@ def vector_posterior_moments(prior, A, B):
 
 
 def amp_rank_reference(model, instance, iterations: int, eta: float, init: str = "random"):
-    """Rank-``r`` AMP on trial 0 of a :class:`~sims.engines.amp_rank.RankInstance`.
+    """Rank-``r`` AMP on trial 0 of a :class:`~sims.engines.amp.Instance` (rank r).
 
     The textbook formulas with explicit indices (``s, u`` components):
     ``B[i, s] = sum Y prod_b xhat^b[., s] / (Delta N^((p-1)/2)) - sum_u O[s, u] xhat_old[i, u]``,

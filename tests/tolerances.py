@@ -26,3 +26,14 @@ def assert_close_eps(actual, expected, k: float, *, scale=None):
 def within_se(mean, sem, expected, n_se: float) -> bool:
     """``|mean - expected| <= n_se * sem``."""
     return bool(np.all(np.abs(np.asarray(mean) - np.asarray(expected)) <= n_se * np.asarray(sem)))
+
+
+def extrapolate_1_over_n(sizes, means, sems) -> tuple[float, float]:
+    """Weighted least squares of ``mean = c0 + c1 / N``: ``c0`` and its standard error
+    (finite-size extrapolation of a simulated mean, weights ``1 / sem^2``)."""
+    x = 1.0 / np.asarray(sizes, dtype=float)
+    X = np.stack([np.ones_like(x), x], axis=1)
+    W = 1.0 / np.asarray(sems) ** 2
+    cov = np.linalg.inv(X.T @ (W[:, None] * X))
+    coef = cov @ X.T @ (W * np.asarray(means))
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))

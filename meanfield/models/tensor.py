@@ -37,7 +37,7 @@ from .._model import Model, System
 from .._params import Param, ParamError
 from .._symbols import symbols_for
 from ..priors import LAM, PRIORS, Prior, make_prior
-from ..vector_prior import sym_matrix, upper_pairs, vector_prior
+from ..vector_prior import from_upper, sym_matrix, upper_pairs, vector_prior
 
 __all__ = ["Tensor"]
 
@@ -218,13 +218,7 @@ class Tensor(Model):
         """The state as ``(p, r, r)`` overlap matrices (``r = 1``: ``(p, 1, 1)``)."""
         r, p = self.rank, self.order
         state = np.asarray(state, dtype=float)
-        out = np.empty(state.shape[:-1] + (p, r, r))
-        k = 0
-        for a in range(p):
-            for s, t in upper_pairs(r):
-                out[..., a, s, t] = out[..., a, t, s] = state[..., k]
-                k += 1
-        return out
+        return from_upper(state.reshape(state.shape[:-1] + (p, r * (r + 1) // 2)), r)
 
     def theta(self) -> np.ndarray:
         vals = [float(self["delta"]), *self.shape]
@@ -286,17 +280,29 @@ class Tensor(Model):
         return 1.0
 
 
+def _parameters(priors: list[Prior]):
+    """``n_1..n_p``, ``delta``, the system's parameter list (``delta``, the
+    ``n``, then each mode's prior parameters) and each mode's renaming of its
+    prior's symbols (``mean`` -> ``mean_a``)."""
+    n = symbols_for("n", len(priors), positive=True)
+    delta = sp.Symbol("delta", positive=True)
+    params: list[sp.Symbol] = [delta, *n]
+    locals_ = []
+    for a, pr in enumerate(priors):
+        local = {s: sp.Symbol(f"{s.name}_{a + 1}", **s.assumptions0) for s in pr.params}
+        params += [local[s] for s in pr.params]
+        locals_.append(local)
+    return n, delta, params, locals_
+
+
 def _build_system(order: int, priors: list[Prior]) -> System:
     """State evolution and free entropy of the order-``order`` model (tensor.md §3)."""
     p = order
     M = symbols_for("M", p, real=True)
-    n = symbols_for("n", p, positive=True)
-    delta = sp.Symbol("delta", positive=True)
-    params: list[sp.Symbol] = [delta, *n]
+    n, delta, params, locals_ = _parameters(priors)
     rhs, psi = [], []
     for a, pr in enumerate(priors):
-        local = {s: sp.Symbol(f"{s.name}_{a + 1}", **s.assumptions0) for s in pr.params}
-        params += [local[s] for s in pr.params]
+        local = locals_[a]
         lam = sp.Mul(*[n[b] * M[b] for b in range(p) if b != a]) / delta
         rhs.append(pr.se_map.xreplace(local).subs(LAM, lam))
         psi.append(n[a] * pr.free_entropy.xreplace(local).subs(LAM, lam))
@@ -321,13 +327,10 @@ def _build_system_rank(order: int, priors: list[Prior], r: int) -> System:
         tuple(sp.Symbol(f"M_{a + 1}_{s + 1}{t + 1}", real=True) for s, t in pairs) for a in range(p)
     ]
     Mm = [sym_matrix(M[a], r) for a in range(p)]
-    n = symbols_for("n", p, positive=True)
-    delta = sp.Symbol("delta", positive=True)
-    params: list[sp.Symbol] = [delta, *n]
+    n, delta, params, locals_ = _parameters(priors)
     rhs, psi = [], []
     for a, pr in enumerate(priors):
-        local = {s: sp.Symbol(f"{s.name}_{a + 1}", **s.assumptions0) for s in pr.params}
-        params += [local[s] for s in pr.params]
+        local = locals_[a]
         others = [b for b in range(p) if b != a]
         lam = sp.zeros(r, r)
         for s, t in itertools.product(range(r), repeat=2):

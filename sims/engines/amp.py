@@ -37,7 +37,17 @@ from .._rng import trial_generators
 
 cuda = None  # numba.cuda, imported on first use
 
-__all__ = ["Instance", "AMPResult", "sample_instance", "run_amp", "fused_fields", "denoiser_for"]
+__all__ = [
+    "Instance",
+    "AMPResult",
+    "Stopping",
+    "sample_instance",
+    "run_amp",
+    "fused_fields",
+    "denoiser_for",
+    "check_run_args",
+    "summarise",
+]
 
 
 @dataclass
@@ -46,10 +56,10 @@ class Instance:
 
     Attributes
     ----------
-    signals : list of arrays (T, N_a)
+    signals : list of arrays (T, N_a), or (T, N_a, r) for rank ``r > 1``
     Y : array (T, N_1, R, N_p)
         The observed tensors, middle modes flattened into ``R``.
-    init_noise : list of arrays (T, N_a)
+    init_noise : list of arrays shaped like ``signals``
         Standard normal draws for the random initialisation.
     size : int
         ``N``; mode sizes are ``N_a = round(n_a N)``.
@@ -63,6 +73,10 @@ class Instance:
     @property
     def dims(self) -> tuple[int, ...]:
         return tuple(x.shape[1] for x in self.signals)
+
+    @property
+    def rank(self) -> int:
+        return 1 if self.signals[0].ndim == 2 else self.signals[0].shape[2]
 
 
 @dataclass
@@ -88,27 +102,112 @@ def mode_sizes(shape, size: int) -> tuple[int, ...]:
 
 
 def sample_instance(model, size: int, trials: int, seed: int, dtype=np.float64) -> Instance:
-    """Draw planted signals, noise and initial noise, one ``SeedSequence`` child per trial."""
+    """Draw planted signals, noise and initial noise, one ``SeedSequence`` child per trial.
+
+    Per trial, in order: each mode's factor ``(N_a, r)``, the noise tensor,
+    each mode's initial noise ``(N_a, r)``; ``Y = N^{-(p-1)/2} sum_s
+    x^1_s ⊗ ... ⊗ x^p_s + sqrt(delta) W``. Rank one (``model.rank == 1``)
+    stores ``(T, N_a)`` arrays; the numbers do not depend on the rank's layout.
+    """
     p = model.order
+    r = getattr(model, "rank", 1)
     dims = mode_sizes(model.shape, size)
     priors = model.modes
     R = int(np.prod(dims[1:-1])) if p > 2 else 1
     Y = np.empty((trials, dims[0], R, dims[-1]), dtype=dtype)
-    signals = [np.empty((trials, d)) for d in dims]
-    noise0 = [np.empty((trials, d)) for d in dims]
+    tail = (r,) if r > 1 else ()
+    signals = [np.empty((trials, d) + tail) for d in dims]
+    noise0 = [np.empty((trials, d) + tail) for d in dims]
     scale = size ** (-(p - 1) / 2)
     sd = np.sqrt(model["delta"])
+    letters = "abcdefgh"[:p]
+    spec = ",".join(f"{c}z" for c in letters) + "->" + letters
     for t, rng in enumerate(trial_generators(seed, trials)):
-        xs = [sample(pr, rng, d) for pr, d in zip(priors, dims, strict=True)]
-        outer = xs[0]
-        for x in xs[1:]:
-            outer = np.multiply.outer(outer, x)
+        xs = [sample(pr, rng, (d, r)) for pr, d in zip(priors, dims, strict=True)]
+        if r > 1:
+            outer = np.einsum(spec, *xs)
+        else:
+            outer = xs[0][:, 0]
+            for x in xs[1:]:
+                outer = np.multiply.outer(outer, x[:, 0])
         W = rng.standard_normal(dims)
         Y[t] = (scale * outer + sd * W).reshape(dims[0], R, dims[-1])
         for a in range(p):
-            signals[a][t] = xs[a]
-            noise0[a][t] = rng.standard_normal(dims[a])
+            signals[a][t] = xs[a].reshape(signals[a].shape[1:])
+            noise0[a][t] = rng.standard_normal((dims[a], r)).reshape(noise0[a].shape[1:])
     return Instance(signals, Y, noise0, size)
+
+
+# ---------------------------------------------------------------------------
+# what every AMP driver shares: arguments, damping and stopping, the summary
+# ---------------------------------------------------------------------------
+def check_run_args(dtype, backend) -> None:
+    """``dtype`` and ``backend`` of an AMP run, with the one-line errors of the CLI."""
+    from meanfield._params import ParamError
+
+    if str(dtype) not in ("float64", "float32"):
+        raise ParamError("dtype", "one of float64, float32", dtype)
+    if backend not in ("cpu", "cuda"):
+        raise ParamError("backend", "one of cpu, cuda", backend)
+
+
+class Stopping:
+    """Per-trial damping and convergence bookkeeping of an AMP run.
+
+    ``eta`` starts at the model's ``damping`` (auto: 0.8 at order 2, 0.5
+    above). With ``damping_mode = adaptive`` a step that grew the change is
+    followed by a halved ``eta``, a step that shrank it by a 2% larger one, up
+    to the initial value (residual-based; LowRAMP adapts on the Bethe free
+    entropy instead). A trial has converged at the first iteration whose
+    change is below ``tol``.
+    """
+
+    def __init__(self, model, trials: int, max_iter: int, tol: float):
+        eta0 = model["damping"]
+        self.eta0 = float(eta0) if eta0 is not None else (0.8 if model.order == 2 else 0.5)
+        self.eta = np.full(trials, self.eta0)
+        self.adaptive = model["damping_mode"] == "adaptive"
+        self.last_change = np.full(trials, np.inf)
+        self.tol = tol
+        self.converged = np.zeros(trials, dtype=bool)
+        self.iterations = np.full(trials, max_iter)
+
+    def step(self, it: int, change: np.ndarray) -> bool:
+        """Record iteration ``it``'s change per trial; ``True`` when every trial converged."""
+        if self.adaptive:
+            grew = change > self.last_change
+            self.eta = np.where(
+                grew, np.maximum(self.eta / 2, 0.02), np.minimum(self.eta * 1.02, self.eta0)
+            )
+        self.last_change = change
+        newly = (~self.converged) & (change < self.tol)
+        self.iterations[newly] = it
+        self.converged |= newly
+        return bool(self.converged.all())
+
+
+def summarise(res) -> dict:
+    """Means and standard errors over trials: the ``simulate`` JSON contract.
+
+    ``overlap``/``mse`` keep their per-trial shape (per mode; per mode ``r x r``
+    overlap matrices at rank ``r``); a single trial has NaN standard errors.
+    """
+    T = res.overlap.shape[0]
+
+    def sem(x):
+        if T > 1:
+            return (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist()
+        return np.full(x.shape[1:], np.nan).tolist()
+
+    return {
+        "overlap": res.overlap.mean(axis=0).tolist(),
+        "overlap_sem": sem(res.overlap),
+        "mse": res.mse.mean(axis=0).tolist(),
+        "mse_sem": sem(res.mse),
+        "iterations": float(res.iterations.mean()),
+        "converged": float(res.converged.mean()),
+        "status": "ok" if res.converged.all() else "not_converged",
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -427,14 +526,7 @@ def run_amp(
         Storage of the observed tensor (the bandwidth-bound part); estimates
         and accumulations stay in float64.
     """
-    if str(dtype) not in ("float64", "float32"):
-        from meanfield._params import ParamError
-
-        raise ParamError("dtype", "one of float64, float32", dtype)
-    if backend not in ("cpu", "cuda"):
-        from meanfield._params import ParamError
-
-        raise ParamError("backend", "one of cpu, cuda", backend)
+    check_run_args(dtype, backend)
     inst = instance or sample_instance(model, size, trials, seed, dtype=np.dtype(dtype))
     p = model.order
     T = inst.Y.shape[0]
@@ -442,11 +534,7 @@ def run_amp(
     dims = inst.dims
     n = np.array(dims, dtype=float) / N
     delta = float(model["delta"])
-    eta0 = model["damping"]
-    eta0 = float(eta0) if eta0 is not None else (0.8 if p == 2 else 0.5)
-    eta = np.full(T, eta0)
-    adaptive = model["damping_mode"] == "adaptive"
-    last_change = np.full(T, np.inf)
+    stop = Stopping(model, T, max_iter, tol)
     # order 2: the parallel schedule splits into two interleaved chains that can
     # settle on opposite signs; update the modes in turn instead (LowRAMP's UV
     # order), the reaction term then uses the estimate that entered the other
@@ -472,11 +560,10 @@ def run_amp(
 
         Yd = cuda.to_device(inst.Y)
         ths = [cuda.to_device(th) for th in thetas]
-    converged = np.zeros(T, dtype=bool)
-    iterations = np.full(T, max_iter)
     history = []
 
     def update(a, Bf, A):
+        eta = stop.eta
         X = xh[a].copy()
         Sv = sv[a].copy()
         if backend == "cuda":
@@ -538,18 +625,7 @@ def run_amp(
                     [np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1
                 )
             )
-        if adaptive:
-            # residual-based adaptive damping: a step that grew the change is
-            # followed by a halved step size, a step that shrank it by a 2%
-            # larger one, up to the initial eta (LowRAMP adapts on the Bethe
-            # free entropy instead)
-            grew = change > last_change
-            eta = np.where(grew, np.maximum(eta / 2, 0.02), np.minimum(eta * 1.02, eta0))
-        last_change = change
-        newly = (~converged) & (change < tol)
-        iterations[newly] = it
-        converged |= newly
-        if converged.all():
+        if stop.step(it, change):
             break
     overlap = np.stack(
         [np.mean(x * s, axis=1) for x, s in zip(xh, inst.signals, strict=True)], axis=1
@@ -560,27 +636,11 @@ def run_amp(
         [np.mean((signs[:, a : a + 1] * xh[a] - inst.signals[a]) ** 2, axis=1) for a in range(p)],
         axis=1,
     )
-    return AMPResult(overlap * signs, mse, iterations, converged, history, xh, signs)
+    return AMPResult(overlap * signs, mse, stop.iterations, stop.converged, history, xh, signs)
 
 
 def simulate_tensor(
     model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw
 ) -> dict:
     """Means and standard errors over trials (the ``simulate`` JSON contract)."""
-    res = run_amp(model, size, trials=trials, seed=seed, backend=backend, **kw)
-    T = res.overlap.shape[0]
-
-    def sem(x):
-        return (
-            (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist() if T > 1 else [float("nan")] * x.shape[1]
-        )
-
-    return {
-        "overlap": res.overlap.mean(axis=0).tolist(),
-        "overlap_sem": sem(res.overlap),
-        "mse": res.mse.mean(axis=0).tolist(),
-        "mse_sem": sem(res.mse),
-        "iterations": float(res.iterations.mean()),
-        "converged": float(res.converged.mean()),
-        "status": "ok" if res.converged.all() else "not_converged",
-    }
+    return summarise(run_amp(model, size, trials=trials, seed=seed, backend=backend, **kw))

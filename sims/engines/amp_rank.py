@@ -46,51 +46,28 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meanfield import _codegen
-from meanfield.priors import Prior, sample
-from meanfield.vector_prior import upper_pairs, vector_prior
+from meanfield.priors import Prior
+from meanfield.vector_prior import from_upper, upper_pairs, vector_prior
 
 from .. import _targets
-from .._rng import trial_generators
-from .amp import _gauge_fix, cuda_fields, fused_fields, mode_sizes
+from .amp import (
+    Instance,
+    Stopping,
+    _gauge_fix,
+    check_run_args,
+    cuda_fields,
+    fused_fields,
+    sample_instance,
+    summarise,
+)
 
 __all__ = [
-    "RankInstance",
     "RankAMPResult",
-    "sample_instance_rank",
     "run_amp_rank",
     "simulate_tensor_rank",
     "vector_denoiser_for",
     "match_components",
 ]
-
-
-@dataclass
-class RankInstance:
-    """Planted factor matrices and observed tensors for ``T`` trials.
-
-    Attributes
-    ----------
-    signals : list of arrays (T, N_a, r)
-    Y : array (T, N_1, R, N_p)
-        The observed tensors, middle modes flattened into ``R``.
-    init_noise : list of arrays (T, N_a, r)
-        Standard normal draws for the random initialisation.
-    size : int
-        ``N``; mode sizes are ``N_a = round(n_a N)``.
-    """
-
-    signals: list
-    Y: np.ndarray
-    init_noise: list
-    size: int
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return tuple(x.shape[1] for x in self.signals)
-
-    @property
-    def rank(self) -> int:
-        return self.signals[0].shape[2]
 
 
 @dataclass
@@ -116,45 +93,6 @@ class RankAMPResult:
     signs: np.ndarray | None = None
 
 
-def sample_instance_rank(
-    model, size: int, trials: int, seed: int, dtype=np.float64
-) -> RankInstance:
-    """Draw planted factors, noise and initial noise, one ``SeedSequence`` child per trial.
-
-    The draws per trial are, in order: the factor matrices ``(N_a, r)`` of each
-    mode, the noise tensor, the initial noise ``(N_a, r)`` of each mode. For
-    ``r = 1`` these are the numbers of :func:`sims.engines.amp.sample_instance`.
-    """
-    p = model.order
-    r = model.rank
-    dims = mode_sizes(model.shape, size)
-    priors = model.modes
-    R = int(np.prod(dims[1:-1])) if p > 2 else 1
-    Y = np.empty((trials, dims[0], R, dims[-1]), dtype=dtype)
-    signals = [np.empty((trials, d, r)) for d in dims]
-    noise0 = [np.empty((trials, d, r)) for d in dims]
-    scale = size ** (-(p - 1) / 2)
-    sd = np.sqrt(model["delta"])
-    letters = "abcdefgh"[:p]
-    spec = ",".join(f"{c}z" for c in letters) + "->" + letters
-    for t, rng in enumerate(trial_generators(seed, trials)):
-        xs = [sample(pr, rng, (d, r)) for pr, d in zip(priors, dims, strict=True)]
-        outer = np.einsum(spec, *xs) if r > 1 else _outer([x[:, 0] for x in xs])
-        W = rng.standard_normal(dims)
-        Y[t] = (scale * outer + sd * W).reshape(dims[0], R, dims[-1])
-        for a in range(p):
-            signals[a][t] = xs[a]
-            noise0[a][t] = rng.standard_normal((dims[a], r))
-    return RankInstance(signals, Y, noise0, size)
-
-
-def _outer(xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = np.multiply.outer(out, x)
-    return out
-
-
 _VDEN: dict = {}
 
 
@@ -172,14 +110,6 @@ def vector_denoiser_for(prior: Prior, rank: int) -> _codegen.ScalarFunction:
             [*vp.denoiser, *vp.covariance], [*vp.B, *vp.A_entries, *prior.params], name="vden"
         )
     return _VDEN[key]
-
-
-def _sym(upper: np.ndarray, r: int) -> np.ndarray:
-    """``(..., r(r+1)/2)`` upper triangles -> ``(..., r, r)`` symmetric matrices."""
-    out = np.empty(upper.shape[:-1] + (r, r))
-    for k, (s, t) in enumerate(upper_pairs(r)):
-        out[..., s, t] = out[..., t, s] = upper[..., k]
-    return out
 
 
 def _upper(M: np.ndarray, r: int) -> np.ndarray:
@@ -233,24 +163,29 @@ def run_amp_rank(
     backend: str = "cpu",
     max_iter: int = 500,
     tol: float = 1e-8,
-    instance: RankInstance | None = None,
+    instance: Instance | None = None,
     init: str | None = None,
     record: bool = False,
     dtype: str = "float64",
 ) -> RankAMPResult:
     """Run rank-``r`` AMP (``r = model.rank``) on ``trials`` sampled instances at size ``N = size``.
 
-    Arguments as :func:`sims.engines.amp.run_amp`; ``instance`` is a
-    :class:`RankInstance`. A trial has converged when the mean over modes of
-    ``mean |xhat_{t+1} - xhat_t|`` (over rows and components) is below ``tol``.
+    Arguments as :func:`sims.engines.amp.run_amp`; ``instance`` comes from
+    :func:`sims.engines.amp.sample_instance` (factors ``(T, N_a, r)``). A trial
+    has converged when the mean over modes of ``mean |xhat_{t+1} - xhat_t|``
+    (over rows and components) is below ``tol``.
     """
     from meanfield._params import ParamError
 
-    if str(dtype) not in ("float64", "float32"):
-        raise ParamError("dtype", "one of float64, float32", dtype)
-    if backend not in ("cpu", "cuda"):
-        raise ParamError("backend", "one of cpu, cuda", backend)
-    inst = instance or sample_instance_rank(model, size, trials, seed, dtype=np.dtype(dtype))
+    check_run_args(dtype, backend)
+    inst = instance or sample_instance(model, size, trials, seed, dtype=np.dtype(dtype))
+    if inst.signals[0].ndim == 2:  # rank one: (T, N_a) -> (T, N_a, 1) views
+        inst = Instance(
+            [x[..., None] for x in inst.signals],
+            inst.Y,
+            [z[..., None] for z in inst.init_noise],
+            inst.size,
+        )
     p = model.order
     r = inst.rank
     if r != model.rank:
@@ -261,18 +196,14 @@ def run_amp_rank(
     dims = inst.dims
     n = np.array(dims, dtype=float) / N
     delta = float(model["delta"])
-    eta0 = model["damping"]
-    eta0 = float(eta0) if eta0 is not None else (0.8 if p == 2 else 0.5)
-    eta = np.full(T, eta0)
-    adaptive = model["damping_mode"] == "adaptive"
-    last_change = np.full(T, np.inf)
+    stop = Stopping(model, T, max_iter, tol)
     sequential = p == 2  # the UV order of run_amp (see there)
     priors = model.modes
     init = init or model["init"]
     kernels, thetas = [], []
     for pr in priors:
         entry = _targets.vector_amp_entry(vector_denoiser_for(pr, r), r)
-        kernels.append(_targets.vector_update_kernel(entry, backend))
+        kernels.append(_targets.update_kernel(entry, backend))
         thetas.append(np.array(pr.values if pr.values else (0.0,), dtype=float))
     eye = _upper(np.eye(r), r)
     if init == "informed":
@@ -291,12 +222,11 @@ def run_amp_rank(
 
         Yd = cuda.to_device(inst.Y)
         ths = [cuda.to_device(th) for th in thetas]
-    converged = np.zeros(T, dtype=bool)
-    iterations = np.full(T, max_iter)
     history = []
 
     def update(a, Bf, A):
         """Damped denoiser step of mode ``a``: ``Bf (T, N_a, r)``, ``A (T, r, r)``."""
+        eta = stop.eta
         X = xh[a].copy()
         Sv = sv[a].copy()
         Au = np.ascontiguousarray(_upper(A, r))
@@ -333,7 +263,7 @@ def run_amp_rank(
                 b = 1 - a
                 raw = fields()[a]
                 A = n[b] * _gram(xh[b], xh[b]) / delta
-                ons = n[b] * _sym(sv[b].mean(axis=1), r) / delta
+                ons = n[b] * from_upper(sv[b].mean(axis=1), r) / delta
                 Bf = raw / norm - react(ons, xh[a])
                 xh[a], sv[a] = update(a, Bf, A)
             new_x, new_s = xh, sv
@@ -342,7 +272,7 @@ def run_amp_rank(
             raw = fields()
             Q = [n[b] * _gram(x, x) for b, x in enumerate(xh)]
             Qc = [n[b] * _gram(x, y) for b, (x, y) in enumerate(zip(xh, xo, strict=True))]
-            S = [n[b] * _sym(s.mean(axis=1), r) for b, s in enumerate(sv)]
+            S = [n[b] * from_upper(s.mean(axis=1), r) for b, s in enumerate(sv)]
             new_x, new_s = [], []
             for a in range(p):
                 others = [b for b in range(p) if b != a]
@@ -367,14 +297,7 @@ def run_amp_rank(
             history.append(
                 np.stack([_gram(x, s) for x, s in zip(xh, inst.signals, strict=True)], axis=1)
             )
-        if adaptive:
-            grew = change > last_change
-            eta = np.where(grew, np.maximum(eta / 2, 0.02), np.minimum(eta * 1.02, eta0))
-        last_change = change
-        newly = (~converged) & (change < tol)
-        iterations[newly] = it
-        converged |= newly
-        if converged.all():
+        if stop.step(it, change):
             break
     raw_overlap = np.stack([_gram(x, s) for x, s in zip(xh, inst.signals, strict=True)], axis=1)
     zero_mean = np.array([abs(pr.mean) < 1e-15 for pr in priors])
@@ -385,7 +308,7 @@ def run_amp_rank(
         matched = np.take_along_axis(xh[a], perm[:, None, :], axis=2) * signs[:, None, a, :]
         overlap[:, a] = _gram(matched, inst.signals[a])
         mse[:, a] = np.mean((matched - inst.signals[a]) ** 2, axis=(1, 2))
-    return RankAMPResult(overlap, mse, iterations, converged, history, xh, perm, signs)
+    return RankAMPResult(overlap, mse, stop.iterations, stop.converged, history, xh, perm, signs)
 
 
 def simulate_tensor_rank(
@@ -396,20 +319,4 @@ def simulate_tensor_rank(
     ``overlap``/``overlap_sem``: per mode, the matched ``r x r`` overlap matrix
     (nested lists); ``mse``/``mse_sem``: per mode.
     """
-    res = run_amp_rank(model, size, trials=trials, seed=seed, backend=backend, **kw)
-    T = res.overlap.shape[0]
-
-    def sem(x):
-        if T > 1:
-            return (x.std(axis=0, ddof=1) / np.sqrt(T)).tolist()
-        return np.full(x.shape[1:], np.nan).tolist()
-
-    return {
-        "overlap": res.overlap.mean(axis=0).tolist(),
-        "overlap_sem": sem(res.overlap),
-        "mse": res.mse.mean(axis=0).tolist(),
-        "mse_sem": sem(res.mse),
-        "iterations": float(res.iterations.mean()),
-        "converged": float(res.converged.mean()),
-        "status": "ok" if res.converged.all() else "not_converged",
-    }
+    return summarise(run_amp_rank(model, size, trials=trials, seed=seed, backend=backend, **kw))

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from tolerances import within_se
+from tolerances import extrapolate_1_over_n, within_se
 
 import meanfield
 from meanfield import get_model
@@ -40,16 +40,6 @@ SIZES = {2: (200, 400, 800), 3: (60, 90, 120)}
 TRIALS = {2: 8, 3: 10}
 # a failing example costs minutes of AMP per shrink step: report it unshrunk
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
-
-
-def _extrapolate(sizes, means, sems):
-    """Weighted least squares of ``mean = c0 + c1 / N``: ``c0`` and its standard error."""
-    x = 1.0 / np.asarray(sizes, dtype=float)
-    X = np.stack([np.ones_like(x), x], axis=1)
-    W = 1.0 / np.asarray(sems) ** 2
-    cov = np.linalg.inv(X.T @ (W[:, None] * X))
-    coef = cov @ X.T @ (W * np.asarray(means))
-    return coef[0], np.sqrt(cov[0, 0])
 
 
 def _overlap_stats(params, n, trials, seed):
@@ -73,7 +63,7 @@ def _check(params, seed):
         for s in range(r):
             means = [m[a, s, s] for m, _ in rows]
             sems = [max(e[a, s, s], 1e-4) for _, e in rows]
-            c0, se0 = _extrapolate(sizes, means, sems)
+            c0, se0 = extrapolate_1_over_n(sizes, means, sems)
             assert abs(c0 - M[a, s, s]) <= N_SE * se0, (a, s, c0, se0, M[a, s, s], means, sems)
     mean, sem = rows[-1]
     off = ~np.eye(r, dtype=bool)

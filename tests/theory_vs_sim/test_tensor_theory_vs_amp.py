@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tolerances import within_se
+from tolerances import extrapolate_1_over_n, within_se
 
 import meanfield
 from meanfield import get_model
@@ -42,16 +42,6 @@ prior_st = st.sampled_from(
         dict(prior="rademacher,gaussian"),
     ]
 )
-
-
-def _extrapolate(sizes, means, sems):
-    """Weighted least squares of ``mean = c0 + c1 / N``: ``c0`` and its standard error."""
-    x = 1.0 / np.asarray(sizes, dtype=float)
-    X = np.stack([np.ones_like(x), x], axis=1)
-    W = 1.0 / np.asarray(sems) ** 2
-    cov = np.linalg.inv(X.T @ (W[:, None] * X))
-    coef = cov @ X.T @ (W * np.asarray(means))
-    return coef[0], np.sqrt(cov[0, 0])
 
 
 def _converged_stats(params, n, trials, seed, max_iter):
@@ -81,7 +71,7 @@ def _check_extrapolated(params, sizes, trials, seed, max_iter=2000):
     for a in range(len(theory["mse"])):
         means = [r[0][a] for r in rows]
         sems = [r[1][a] for r in rows]
-        c0, se0 = _extrapolate(sizes, means, sems)
+        c0, se0 = extrapolate_1_over_n(sizes, means, sems)
         assert abs(c0 - theory["mse"][a]) <= N_SE * se0, (a, c0, se0, theory["mse"][a], means, sems)
         slack = 2.0 * np.hypot(sems[0], sems[-1])
         assert abs(means[-1] - theory["mse"][a]) <= abs(means[0] - theory["mse"][a]) + slack
