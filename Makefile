@@ -4,19 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := dev,cuda,dask
+# quiet installs: build-backend deprecation notices and the editable-install
+# notice are not errors (-qq still prints errors)
+PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq
 
 .PHONY: venv demo test test-slow test-gpu bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PIP) --upgrade pip
+	$(PIP) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m figures demo
+	$(BIN)/python -m meanfield.figures demo
 
 test: $(STAMP)
 	NUMBA_NUM_THREADS=2 $(BIN)/python -m pytest -m "not gpu and not slow" -q

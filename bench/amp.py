@@ -47,7 +47,7 @@ def stream_read(a: np.ndarray) -> float:
 def _amp_iteration(model, inst, K: int, **race_kw) -> tuple[float, float]:
     """Seconds per AMP iteration of ``run_amp`` on ``inst`` (setup differenced out),
     and the time of a one-iteration call."""
-    from sims.engines.amp import run_amp
+    from meanfield.sims.engines.amp import run_amp
 
     N = inst.size
 
@@ -64,8 +64,8 @@ def _iteration_parts(model, inst):
     """One AMP iteration's heavy work as a callable: the fused pass(es) and the
     sympy-derived denoiser kernels, one per mode (as ``run_amp`` calls them),
     without ``run_amp``'s per-call setup and Python bookkeeping."""
-    from sims import _targets
-    from sims.engines.amp import denoiser_for, fused_fields
+    from meanfield.sims import _targets
+    from meanfield.sims.engines.amp import denoiser_for, fused_fields
 
     p = model.order
     priors = model.modes
@@ -97,9 +97,9 @@ def _iteration_parts(model, inst):
 
 def _case(p: int, N: int, quick: bool) -> list[Row]:
     import numba
+    from meanfield.sims.engines.amp import fused_fields, sample_instance
 
     from meanfield import get_model
-    from sims.engines.amp import fused_fields, sample_instance
 
     threads = numba.get_num_threads()
     # informed start: estimates stay O(1) (a random start at p = 3 decays to

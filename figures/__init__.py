@@ -8,7 +8,7 @@ here. :func:`run` computes and draws one figure and writes, under ``out``,
 * ``NAME.json`` -- provenance: figure parameters, meanfield version, git sha,
   runtime.
 
-Command line: ``python -m figures NAME [--quick]``, ``python -m figures demo``.
+Command line: ``python -m meanfield.figures NAME [--quick]``, ``python -m meanfield.figures demo``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _discover() -> dict[str, ModuleType]:
 #: figure name -> module (each with ``compute``, ``plot``, ``params`` and ``summary``)
 FIGURES: dict[str, ModuleType] = _discover()
 
-#: the figures ``python -m figures demo`` runs
+#: the figures ``python -m meanfield.figures demo`` runs
 DEMO: tuple[str, ...] = (
     "fig01_overlap_vs_delta",
     "fig02_phase_p3_mean",

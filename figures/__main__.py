@@ -1,4 +1,4 @@
-"""``python -m figures NAME [--quick]`` and ``python -m figures demo [--full]``.
+"""``python -m meanfield.figures NAME [--quick]`` and ``python -m meanfield.figures demo [--full]``.
 
 ``NAME`` draws one figure (full size unless ``--quick``). ``demo`` draws the
 demo set (quick unless ``--full``) and prints a plain-text summary: theory
@@ -18,10 +18,10 @@ EXIT_BAD_INPUT = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    import figures
+    from meanfield import figures
 
     p = argparse.ArgumentParser(
-        prog="python -m figures",
+        prog="python -m meanfield.figures",
         description="Draw the paper figures. Names: demo, " + ", ".join(figures.FIGURES),
     )
     p.add_argument("name", metavar="NAME", help="a figure name, or 'demo'")
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _header(name: str, seconds: float) -> str:
-    import figures
+    from meanfield import figures
 
     doc = (figures.FIGURES[name].__doc__ or "").strip().splitlines()
     first = doc[0] if doc else ""
@@ -41,9 +41,10 @@ def _header(name: str, seconds: float) -> str:
 
 def demo(quick: bool = True, out: str | Path = "figures/out", stream=None) -> float:
     """Draw the demo figures, print their summaries; the total wall time."""
-    import figures
+    from meanfield.figures._io import git_sha
+
     import meanfield
-    from figures._io import git_sha
+    from meanfield import figures
 
     stream = stream or sys.stdout
     mode = "quick" if quick else "full"
@@ -64,7 +65,7 @@ def demo(quick: bool = True, out: str | Path = "figures/out", stream=None) -> fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    import figures
+    from meanfield import figures
 
     args = _parser().parse_args(argv)
     if args.name == "demo":

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from meanfield.sims.als import als_on_instance
+from meanfield.sims.engines.amp import run_amp, sample_instance
 
 import meanfield
-from sims.als import als_on_instance
-from sims.engines.amp import run_amp, sample_instance
 
 from ._io import new_figure
 from ._theory import se_curve

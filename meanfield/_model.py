@@ -166,6 +166,29 @@ class Model(ABC):
     reference: ClassVar[str] = ""
     params: ClassVar[dict[str, Param]]
 
+    # -- what the shared machinery and the CLI need to know (declarations) --------
+    #: The simulator, ``"module:function"``, imported only when a simulation
+    #: runs; called as ``function(model, size=, trials=, seed=, backend=, **engine)``
+    #: and returning a JSON-ready dict with the ``simulate`` keys of
+    #: :attr:`contract`. ``None``: the model has no simulator.
+    simulator: ClassVar[str | None] = None
+    #: The stable ``--json`` keys of each command, in the order they are printed
+    #: (a command may return more keys; these are the ones a user may rely on).
+    contract: ClassVar[dict[str, tuple[str, ...]]] = {
+        "solve": ("status",),
+        "simulate": ("status",),
+        "threshold": ("param", "kind", "value", "status"),
+    }
+    #: Observables reported by ``solve``/``simulate``: name -> meaning.
+    observables_doc: ClassVar[dict[str, str]] = {}
+    #: Threshold kinds ``threshold(param=, kind=)`` accepts.
+    threshold_kinds: ClassVar[tuple[str, ...]] = ()
+    #: Extra keyword arguments of the simulator (``simulate(..., **engine)``): name -> doc.
+    simulate_options: ClassVar[dict[str, str]] = {}
+    #: A parameter that *is* the simulated system size (e.g. the network size
+    #: ``n``), or ``None`` when ``size`` is a separate simulation argument.
+    size_param: ClassVar[str | None] = None
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
@@ -237,13 +260,41 @@ class Model(ABC):
 
     # -- shared machinery --------------------------------------------------------
     def solve(self, init: str | None = None) -> SolveResult:
-        """Iterate the declared system to a fixed point (see :mod:`meanfield.solvers`)."""
+        """Iterate the declared system to a fixed point (see :mod:`meanfield.solvers`).
+
+        Models whose theory is not a fixed point of one declared system (a
+        self-consistency solved another way) override this; the result's
+        ``values`` must hold the ``solve`` keys of :attr:`contract`.
+        """
         from .solvers.fixed_point import solve_model
 
         return solve_model(self, init=init)
 
+    def threshold(
+        self, param: str, kind: str, lo: float | None = None, hi: float | None = None
+    ):
+        """A threshold in ``param`` (a :class:`~meanfield.solvers.threshold.ThresholdResult`).
+
+        The default handles the iterated-map kinds (algorithmic, dynamic,
+        information) of :mod:`meanfield.solvers.threshold`; models with other
+        kinds (a Hopf or chaos boundary, a stability edge) override this and
+        call the shared bifurcation machinery.
+        """
+        from .solvers.threshold import find_threshold
+
+        return find_threshold(self, param=param, kind=kind, lo=lo, hi=hi)
+
+    def simulation_bytes(self, size: int, trials: int) -> int:
+        """Memory the simulator needs for ``trials`` instances of ``size`` (0: negligible).
+
+        :func:`meanfield.sims.simulate` refuses a run that would not fit in the
+        machine's available memory before allocating anything.
+        """
+        return 0
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
+        """Parameters, observables, thresholds and the JSON keys of each command."""
         return {
             "name": cls.name,
             "description": cls.description,
@@ -252,6 +303,12 @@ class Model(ABC):
                 k: {"allowed": p.allowed(), "default": p.default, "doc": p.doc}
                 for k, p in cls.params.items()
             },
+            "observables": dict(cls.observables_doc),
+            "thresholds": list(cls.threshold_kinds),
+            "simulator": cls.simulator,
+            "simulate_options": dict(cls.simulate_options),
+            "size_param": cls.size_param,
+            "json": {k: list(v) for k, v in cls.contract.items()},
         }
 
     def __repr__(self) -> str:

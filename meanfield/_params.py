@@ -95,6 +95,11 @@ class Param:
             raise ParamError(self.name, self.allowed(), shown) from None
         if math.isnan(x):
             raise ParamError(self.name, self.allowed(), shown)
+        if math.isinf(x) and (
+            (x > 0 and (self.hi is None or self.hi_open or x > self.hi))
+            or (x < 0 and (self.lo is None or self.lo_open or x < self.lo))
+        ):  # an unbounded end is open: (0, inf) excludes inf
+            raise ParamError(self.name, self.allowed(), shown)
         if self.kind == "int":
             if x != int(x):
                 raise ParamError(self.name, self.allowed(), shown)

@@ -3,16 +3,11 @@
 Every function takes a model name and a ``dict`` of parameter values (Python
 values or the strings the CLI passes), validates them through the model's
 declaration, and returns JSON-ready ``dict``s whose keys are the stable
-``--json`` contract:
-
-=============  ==============================================================
-command        keys
-=============  ==============================================================
-``solve``      ``status``, ``overlap``, ``mse``, ``iterations``,
-               ``free_energy``, ``branch``
-``threshold``  ``param``, ``kind``, ``value``, ``status``
-``simulate``   ``overlap``, ``overlap_sem``, ``mse``, ``mse_sem``, ``status``
-=============  ==============================================================
+``--json`` contract. The keys are declared by each model and listed by
+:func:`describe` (``describe(name)["json"]``: one list of keys per command,
+with the model's observables under ``"observables"`` and its simulator's
+options under ``"simulate_options"``); the README's tables are generated from
+the same declarations.
 
 Bad input raises :class:`meanfield._params.ParamError` (a ``ValueError``) whose
 message names the parameter, the allowed values and the value given.
@@ -67,17 +62,22 @@ def threshold(
     lo: float | None = None,
     hi: float | None = None,
 ) -> dict[str, Any]:
-    """A phase-transition threshold in ``param`` (see :mod:`meanfield.solvers.threshold`)."""
-    from .solvers.threshold import find_threshold
+    """A phase-transition threshold in ``param`` (the model's :meth:`Model.threshold`).
 
-    return find_threshold(build(model, params), param=param, kind=kind, lo=lo, hi=hi).to_dict()
+    ``kind`` is one of the model's ``threshold_kinds`` (see :func:`describe`).
+    """
+    m = build(model, params)
+    kinds = type(m).threshold_kinds
+    if kinds and kind not in kinds:
+        raise ParamError("kind", "one of " + ", ".join(kinds), kind)
+    return m.threshold(param=param, kind=kind, lo=lo, hi=hi).to_dict()
 
 
 def simulate(
     model: str,
     params: dict[str, Any] | None = None,
     *,
-    size: int = 256,
+    size: int | None = None,
     trials: int = 8,
     seed: int = 0,
     backend: str = "cpu",
@@ -85,10 +85,11 @@ def simulate(
 ) -> dict[str, Any]:
     """Run the model's simulator on sampled instances; means and standard errors.
 
-    Extra keyword arguments go to the engine (for the tensor model: ``max_iter``,
-    ``tol``, ``dtype``, ``init``).
+    ``size`` defaults to 256, or to the model's size parameter (e.g. the network
+    size ``n``). Extra keyword arguments go to the engine (the model's
+    ``simulate_options``, listed by :func:`describe`).
     """
-    from sims import simulate as _simulate
+    from meanfield.sims import simulate as _simulate
 
     return _simulate(
         build(model, params), size=size, trials=trials, seed=seed, backend=backend, **engine
@@ -168,6 +169,6 @@ def evaluate_point(
 
 
 def simulate_fn(m: Model, **kw):
-    from sims import simulate as _simulate
+    from meanfield.sims import simulate as _simulate
 
     return _simulate(m, **kw)

@@ -204,6 +204,13 @@ def _api():
     return api
 
 
+def _keys(model: str, command: str) -> tuple[str, ...]:
+    """The model's declared ``--json`` keys of ``command`` (its contract)."""
+    from ._model import get_model
+
+    return tuple(get_model(model).contract.get(command, ()))
+
+
 # -- commands -------------------------------------------------------------------------
 def _version(value: bool) -> None:
     if value:
@@ -268,7 +275,7 @@ def solve_cmd(model: ModelArg, sets: SetOpt = None, as_json: JsonOpt = False) ->
     params = parse_sets(sets)
     with _quiet_stdout():
         res = _api().solve(model, params)
-    res = _ordered(res, ("status", "overlap", "mse", "iterations", "free_energy", "branch"))
+    res = _ordered(res, _keys(model, "solve"))
     if as_json:
         _emit_json(res)
     else:
@@ -294,7 +301,7 @@ def threshold_cmd(
         raise BadInput(f"--lo must be below --hi; got lo={lo!r}, hi={hi!r}")
     with _quiet_stdout():
         res = _api().threshold(model, params, param=param, kind=kind, lo=lo, hi=hi)
-    res = _ordered(res, ("param", "kind", "value", "status"))
+    res = _ordered(res, _keys(model, "threshold"))
     if as_json:
         _emit_json(res)
     else:
@@ -370,7 +377,10 @@ def phase_cmd(
 def simulate_cmd(
     model: ModelArg,
     sets: SetOpt = None,
-    size: Annotated[int, typer.Option("--size", help="system size N")] = 256,
+    size: Annotated[
+        int | None,
+        typer.Option("--size", help="system size N (default 256, or the model's size parameter)"),
+    ] = None,
     trials: Annotated[int, typer.Option("--trials", help="independent instances")] = 8,
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
     backend: Annotated[str, typer.Option("--backend", help="cpu or cuda")] = "cpu",
@@ -380,7 +390,7 @@ def simulate_cmd(
     params = parse_sets(sets)
     with _quiet_stdout():
         res = _api().simulate(model, params, size=size, trials=trials, seed=seed, backend=backend)
-    res = _ordered(res, ("overlap", "overlap_sem", "mse", "mse_sem", "status"))
+    res = _ordered(res, _keys(model, "simulate"))
     if as_json:
         _emit_json(res)
     else:
@@ -503,7 +513,9 @@ def sweep_cmd(
         typer.Option("--grid", "-g", metavar="NAME=LO:HI:N", help="swept parameter (repeatable)"),
     ] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="also simulate every point")] = False,
-    size: Annotated[int, typer.Option("--size", help="system size N (with --simulate)")] = 256,
+    size: Annotated[
+        int | None, typer.Option("--size", help="system size N (with --simulate; default 256)")
+    ] = None,
     trials: Annotated[int, typer.Option("--trials", help="instances (with --simulate)")] = 8,
     backend: Annotated[str, typer.Option("--backend", help="cpu or cuda")] = "cpu",
     store: Annotated[
@@ -525,7 +537,7 @@ def sweep_cmd(
     params = parse_sets(sets)
     if not grid:
         raise BadInput("sweep needs at least one --grid NAME=LO:HI:N")
-    if simulate and (size < 1 or trials < 1):
+    if simulate and ((size is not None and size < 1) or trials < 1):
         raise BadInput(f"--size and --trials must be positive integers; got {size!r}, {trials!r}")
     import importlib
 
@@ -538,7 +550,13 @@ def sweep_cmd(
         if name in axes:
             raise BadInput(f"--grid names {name!r} twice")
         axes[name] = values
-    sim = {"size": size, "trials": trials, "backend": backend} if simulate else None
+    if out:
+        from ._paths import writable_file
+
+        writable_file(out, "--out")
+    sim = {"trials": trials, "backend": backend} if simulate else None
+    if simulate and size is not None:
+        sim["size"] = size
     kw: dict[str, Any] = {"executor": executor} if executor is not None else {}
     with _quiet_stdout():
         ds = _sweep.sweep(
@@ -571,14 +589,20 @@ def sweep_cmd(
 def figure_cmd(
     name: Annotated[str, typer.Argument(metavar="NAME", help="figure name")],
     quick: Annotated[bool, typer.Option("--quick", help="small, fast version")] = False,
+    out: Annotated[
+        str, typer.Option("--out", help="output folder (default: ./figures/out)")
+    ] = "figures/out",
     as_json: JsonOpt = False,
 ) -> None:
-    """Compute and draw one figure of the paper set (writes under figures/out)."""
-    import figures
+    """Compute and draw one figure of the paper set (writes under ./figures/out or --out)."""
+    from meanfield import figures
 
+    from ._paths import writable_dir
+
+    writable_dir(out, "--out")
     with _quiet_stdout():
         try:
-            paths = figures.run(name, quick=quick)
+            paths = figures.run(name, quick=quick, out=out)
         except KeyError as e:
             raise BadInput(e.args[0] if e.args else f"unknown figure {name!r}") from None
     paths = {str(k): str(v) for k, v in dict(paths or {}).items()}

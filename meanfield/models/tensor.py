@@ -149,6 +149,25 @@ class Tensor(Model):
         "tol": Param("tol", "float", 1e-12, lo=0, lo_open=True, doc="state-evolution tolerance"),
         "max_iter": Param("max_iter", "int", 100_000, lo=1, doc="state-evolution iterations"),
     }
+    simulator = "meanfield.sims.engines.amp:simulate_tensor"
+    contract: ClassVar[dict[str, tuple[str, ...]]] = {
+        "solve": ("status", "overlap", "mse", "iterations", "free_energy", "branch"),
+        "simulate": ("overlap", "overlap_sem", "mse", "mse_sem", "status"),
+        "threshold": ("param", "kind", "value", "status"),
+    }
+    observables_doc: ClassVar[dict[str, str]] = {
+        "overlap": "per mode M_a = E[x_a xhat_a] (rank r: the r x r overlap matrix)",
+        "mse": "per mode, per entry E[x_a^2] - M_a (rank r: mean over the diagonal)",
+        "free_energy": "replica-symmetric free entropy Phi at the fixed point",
+        "branch": "uninformative or informative (the start the fixed point was reached from)",
+    }
+    threshold_kinds: ClassVar[tuple[str, ...]] = ("algorithmic", "dynamic", "information")
+    simulate_options: ClassVar[dict[str, str]] = {
+        "max_iter": "AMP iterations (int)",
+        "tol": "AMP convergence tolerance on the estimate change",
+        "dtype": "float64 or float32 tensor storage",
+        "init": "random or informed AMP start (default: the model's init)",
+    }
     inits: ClassVar[tuple[str, ...]] = ("random", "informed")
     branches: ClassVar[dict[str, str]] = {"random": "uninformative", "informed": "informative"}
 
@@ -267,6 +286,13 @@ class Tensor(Model):
         mats = self.overlap_matrices(state)
         diag = np.einsum("...ss->...s", mats).mean(axis=-1)
         return {"overlap": mats.tolist(), "mse": (rho - diag).tolist()}
+
+    def simulation_bytes(self, size: int, trials: int, dtype: str = "float64") -> int:
+        """The sampled tensors (``trials`` of them in ``dtype``) plus one trial's
+        float64 sampling temporaries (planted outer product, noise, sum)."""
+        dims = [max(1, int(round(n * size))) for n in self.shape]
+        entries = float(np.prod([float(d) for d in dims]))
+        return int(entries * (trials * np.dtype(dtype).itemsize + 3 * 8))
 
     def solver_options(self) -> dict[str, Any]:
         return {"tol": self["tol"], "max_iter": self["max_iter"]}

@@ -642,5 +642,14 @@ def run_amp(
 def simulate_tensor(
     model, *, size: int = 256, trials: int = 8, seed: int = 0, backend: str = "cpu", **kw
 ) -> dict:
-    """Means and standard errors over trials (the ``simulate`` JSON contract)."""
+    """Means and standard errors over trials (the ``simulate`` JSON contract).
+
+    Rank ``r > 1`` runs the vector engine (:mod:`meanfield.sims.engines.amp_rank`).
+    """
+    if getattr(model, "rank", 1) > 1:
+        from .amp_rank import simulate_tensor_rank
+
+        return simulate_tensor_rank(
+            model, size=size, trials=trials, seed=seed, backend=backend, **kw
+        )
     return summarise(run_amp(model, size, trials=trials, seed=seed, backend=backend, **kw))

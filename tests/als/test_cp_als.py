@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from meanfield.sims.als import als_on_instance, cp_als, cp_to_tensor, khatri_rao
+from meanfield.sims.engines.amp import Instance, sample_instance
 
 import meanfield
-from sims.als import als_on_instance, cp_als, cp_to_tensor, khatri_rao
-from sims.engines.amp import Instance, sample_instance
 
 SHAPE = (6, 7, 8)
 
@@ -162,7 +162,7 @@ def test_scoring_noiseless_is_perfect():
 @pytest.mark.parametrize("flip", [(1, 1, 1), (-1, -1, 1), (-1, 1, -1), (-1, -1, -1)])
 def test_scoring_of_given_factors(flip, monkeypatch):
     """Perfect factors, negated (any pattern) and rescaled, score MSE 0 and overlap 1."""
-    import sims.als as als
+    import meanfield.sims.als as als
 
     model, inst = _planted(size=9, trials=2, delta=0.05)
 

@@ -260,25 +260,32 @@ def test_sweep_bad_grid(fake_sweep, grid, needle):
 
 
 # -- figure -------------------------------------------------------------------------------
-def test_figure(monkeypatch):
-    import figures
+def test_figure(monkeypatch, tmp_path):
+    from meanfield import figures
 
     seen = {}
 
-    def fake_run(name, quick=False):
+    def fake_run(name, quick=False, out="figures/out"):
         if name != "fig01":
             raise KeyError(f"unknown figure {name!r}")
-        seen["args"] = (name, quick)
-        return {"png": "figures/out/fig01.png", "nc": "figures/out/fig01.nc"}
+        seen["args"] = (name, quick, str(out))
+        return {"png": f"{out}/fig01.png", "nc": f"{out}/fig01.nc"}
 
     monkeypatch.setattr(figures, "run", fake_run, raising=False)
+    monkeypatch.chdir(tmp_path)  # output goes under the current directory
     r = run("figure fig01 --quick --json")
     assert r.exit_code == 0, r.output
     assert one_json(r) == {
         "figure": "fig01",
         "paths": {"png": "figures/out/fig01.png", "nc": "figures/out/fig01.nc"},
     }
-    assert seen["args"] == ("fig01", True)
+    assert seen["args"] == ("fig01", True, "figures/out")
+    assert (tmp_path / "figures" / "out").is_dir()
+    r = run(f"figure fig01 --out {tmp_path / 'elsewhere'}")
+    assert r.exit_code == 0 and seen["args"][2] == str(tmp_path / "elsewhere")
+    r = run("figure fig01 --out /proc/nope")
+    assert r.exit_code == 2 and r.stderr.startswith("error: --out must be a directory")
+    assert r.stderr.count("\n") == 1
     r = run("figure nope")
     assert r.exit_code == 2 and r.stderr.startswith("error: unknown figure")
 

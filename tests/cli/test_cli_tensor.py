@@ -100,7 +100,7 @@ def test_unknown_threshold_kind():
 
 
 def test_simulate_tensor_json():
-    pytest.importorskip("sims.engines.amp")
+    pytest.importorskip("meanfield.sims.engines.amp")
     r = run("simulate tensor --set delta=0.5 --set prior=rademacher --size 64 --trials 4 --json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)

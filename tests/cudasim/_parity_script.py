@@ -10,11 +10,11 @@ import json
 import sys
 
 import numpy as np
+from meanfield.sims import _targets
+from meanfield.sims.engines.amp import run_amp, sample_instance
+from meanfield.sims.engines.amp_rank import run_amp_rank
 
 from meanfield import get_model
-from sims import _targets
-from sims.engines.amp import run_amp, sample_instance
-from sims.engines.amp_rank import run_amp_rank
 
 _targets.CONFIG.threads_per_block = 8
 _targets.CONFIG.max_blocks = 3

@@ -65,11 +65,11 @@ def _compile_ptx(kernel, sig):
 )
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_update_kernel_compiles_to_ptx(prior, dtype):
+    from meanfield.sims import _targets
+    from meanfield.sims.engines.amp import denoiser_for
     from numba import float32, float64
 
     from meanfield import make_prior
-    from sims import _targets
-    from sims.engines.amp import denoiser_for
 
     ft = {"float64": float64, "float32": float32}[dtype]
     kernel = _targets.update_kernel(_targets.amp_entry(denoiser_for(make_prior(prior))), "cuda")
@@ -83,9 +83,8 @@ def test_update_kernel_compiles_to_ptx(prior, dtype):
 )
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_contraction_kernels_compile_to_ptx(dtype):
+    from meanfield.sims.engines.amp import _cuda_kernels
     from numba import float32, float64
-
-    from sims.engines.amp import _cuda_kernels
 
     ft = {"float64": float64, "float32": float32}[dtype]
     first, last, middle = _cuda_kernels()
@@ -104,11 +103,11 @@ def test_contraction_kernels_compile_to_ptx(dtype):
 )
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_vector_update_kernel_compiles_to_ptx(prior, rank, dtype):
+    from meanfield.sims import _targets
+    from meanfield.sims.engines.amp_rank import vector_denoiser_for
     from numba import float32, float64
 
     from meanfield import make_prior
-    from sims import _targets
-    from sims.engines.amp_rank import vector_denoiser_for
 
     ft = {"float64": float64, "float32": float32}[dtype]
     den = vector_denoiser_for(make_prior(prior), rank)

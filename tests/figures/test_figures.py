@@ -9,8 +9,8 @@ import sys
 import pytest
 import xarray as xr
 
-import figures
 import meanfield
+from meanfield import figures
 
 CHEAP = "fig02_phase_p3_mean"  # thresholds only: no AMP simulation
 
@@ -43,7 +43,7 @@ def test_quick_figure_writes_png_nc_json(tmp_path):
 def test_unknown_figure():
     with pytest.raises(KeyError, match="unknown figure"):
         figures.run("fig99_nope", quick=True)
-    r = subprocess.run([sys.executable, "-m", "figures", "fig99_nope"],
+    r = subprocess.run([sys.executable, "-m", "meanfield.figures", "fig99_nope"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: unknown figure") and len(r.stderr.splitlines()) == 1

@@ -6,9 +6,9 @@ check runs in CI (``tests/cudasim``).
 
 import numpy as np
 import pytest
+from meanfield.sims.engines.amp import run_amp, sample_instance
 
 from meanfield import get_model
-from sims.engines.amp import run_amp, sample_instance
 
 pytestmark = pytest.mark.gpu
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from meanfield.sims.engines.amp import fused_fields, run_amp, sample_instance
+from meanfield.sims.naive import amp_reference
 
 from meanfield import get_model
-from sims.engines.amp import fused_fields, run_amp, sample_instance
-from sims.naive import amp_reference
 
 pytestmark = pytest.mark.kernels
 

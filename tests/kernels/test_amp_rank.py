@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from meanfield.sims.engines.amp import run_amp, sample_instance
+from meanfield.sims.engines.amp_rank import run_amp_rank, vector_denoiser_for
+from meanfield.sims.naive import amp_rank_reference, vector_posterior_moments
 
 from meanfield import get_model, make_prior
 from meanfield.vector_prior import upper_pairs
-from sims.engines.amp import run_amp, sample_instance
-from sims.engines.amp_rank import run_amp_rank, vector_denoiser_for
-from sims.naive import amp_rank_reference, vector_posterior_moments
 
 pytestmark = pytest.mark.kernels
 

@@ -5,11 +5,11 @@ import pytest
 import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
+from meanfield.sims.naive import posterior_moments
 from scipy import integrate
 
 from meanfield import _codegen
 from meanfield.priors import LAM, A, B, custom_prior, from_density, make_prior
-from sims.naive import posterior_moments
 
 pytestmark = pytest.mark.symbolic
 

@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from meanfield.sims import simulate
+from meanfield.sims.engines.amp_rank import run_amp_rank
 from tolerances import extrapolate_1_over_n, within_se
 
 import meanfield
 from meanfield import get_model
-from sims import simulate
-from sims.engines.amp_rank import run_amp_rank
 
 N_SE = 4.0
 SIZES = {2: (200, 400, 800), 3: (60, 90, 120)}

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meanfield.sims import simulate
+from meanfield.sims.engines.amp import run_amp
 from tolerances import extrapolate_1_over_n, within_se
 
 import meanfield
 from meanfield import get_model
-from sims import simulate
-from sims.engines.amp import run_amp
 
 N_SE = 4.0
 SIZES = (256, 512, 1024)
