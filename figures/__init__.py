@@ -44,14 +44,18 @@ def _discover() -> dict[str, ModuleType]:
 #: figure name -> module (each with ``compute``, ``plot``, ``params`` and ``summary``)
 FIGURES: dict[str, ModuleType] = _discover()
 
-#: the figures ``python -m meanfield.figures demo`` runs
-DEMO: tuple[str, ...] = (
+#: the figures ``python -m meanfield.figures demo`` runs: the tensor set, then
+#: every other figure module that sets ``IN_DEMO = True`` (in name order)
+_TENSOR_DEMO: tuple[str, ...] = (
     "fig01_overlap_vs_delta",
     "fig02_phase_p3_mean",
     "fig03_se_vs_amp_p3",
     "fig04_phase_diagrams",
     "fig05_amp_vs_als",
     "fig06_rank2",
+)
+DEMO: tuple[str, ...] = _TENSOR_DEMO + tuple(
+    n for n, m in FIGURES.items() if n not in _TENSOR_DEMO and getattr(m, "IN_DEMO", False)
 )
 
 DEFAULT_OUT = Path("figures/out")

@@ -181,8 +181,10 @@ class Model(ABC):
     }
     #: Observables reported by ``solve``/``simulate``: name -> meaning.
     observables_doc: ClassVar[dict[str, str]] = {}
-    #: Threshold kinds ``threshold(param=, kind=)`` accepts.
+    #: Threshold kinds ``threshold(param=, kind=)`` accepts (the first is the default).
     threshold_kinds: ClassVar[tuple[str, ...]] = ()
+    #: The parameter each threshold kind is located in when ``param`` is not given.
+    threshold_params: ClassVar[dict[str, str]] = {}
     #: Extra keyword arguments of the simulator (``simulate(..., **engine)``): name -> doc.
     simulate_options: ClassVar[dict[str, str]] = {}
     #: A parameter that *is* the simulated system size (e.g. the network size
@@ -304,7 +306,7 @@ class Model(ABC):
                 for k, p in cls.params.items()
             },
             "observables": dict(cls.observables_doc),
-            "thresholds": list(cls.threshold_kinds),
+            "thresholds": {k: cls.threshold_params.get(k) for k in cls.threshold_kinds},
             "simulator": cls.simulator,
             "simulate_options": dict(cls.simulate_options),
             "size_param": cls.size_param,

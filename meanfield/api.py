@@ -57,19 +57,30 @@ def threshold(
     model: str,
     params: dict[str, Any] | None = None,
     *,
-    param: str = "delta",
-    kind: str = "algorithmic",
+    param: str | None = None,
+    kind: str | None = None,
     lo: float | None = None,
     hi: float | None = None,
 ) -> dict[str, Any]:
     """A phase-transition threshold in ``param`` (the model's :meth:`Model.threshold`).
 
-    ``kind`` is one of the model's ``threshold_kinds`` (see :func:`describe`).
+    ``kind`` is one of the model's threshold kinds (default: the first), and
+    ``param`` defaults to the parameter that kind is usually located in; both
+    are listed by :func:`describe` under ``"thresholds"``.
     """
     m = build(model, params)
-    kinds = type(m).threshold_kinds
-    if kinds and kind not in kinds:
+    cls = type(m)
+    kinds = cls.threshold_kinds
+    if not kinds:
+        raise ParamError("model", "a model that declares thresholds", model)
+    if kind is None:
+        kind = kinds[0]
+    if kind not in kinds:
         raise ParamError("kind", "one of " + ", ".join(kinds), kind)
+    if param is None:
+        param = cls.threshold_params.get(kind)
+        if param is None:
+            raise ParamError("param", f"a parameter of {model} (no default for {kind})", param)
     return m.threshold(param=param, kind=kind, lo=lo, hi=hi).to_dict()
 
 
@@ -155,17 +166,29 @@ def evaluate_point(
     """
     m = build(model, params)
     res = m.solve().to_dict()
-    values: dict[str, Any] = {k: v for k, v in res.items() if k not in ("status", "branch")}
+    values: dict[str, Any] = {
+        k: v for k, v in res.items() if k != "status" and _numeric(v)
+    }  # strings (e.g. ``branch``) are not sweep variables
     status = res["status"]
     if simulate:
         sim = dict(sim or {})
         out = simulate_fn(m, seed=seed, **sim)
         for k, v in out.items():
-            if k != "status":
+            if k != "status" and _numeric(v):
                 values[f"sim_{k}"] = v
         if out.get("status", "ok") != "ok" and status == "ok":
             status = "sim_" + out["status"]
     return {"status": status, "values": values}
+
+
+def _numeric(v: Any) -> bool:
+    import numpy as np
+
+    try:
+        arr = np.asarray(np.nan if v is None else v, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim <= 1
 
 
 def simulate_fn(m: Model, **kw):

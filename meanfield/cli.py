@@ -286,10 +286,14 @@ def solve_cmd(model: ModelArg, sets: SetOpt = None, as_json: JsonOpt = False) ->
 @_guard
 def threshold_cmd(
     model: ModelArg,
-    param: Annotated[str, typer.Option("--param", help="parameter to scan")] = "delta",
+    param: Annotated[
+        str | None,
+        typer.Option("--param", help="parameter to scan (default: the kind's usual one)"),
+    ] = None,
     kind: Annotated[
-        str, typer.Option("--kind", help="algorithmic, dynamic or information")
-    ] = "algorithmic",
+        str | None,
+        typer.Option("--kind", help="threshold kind (see `meanfield describe MODEL`)"),
+    ] = None,
     lo: Annotated[float | None, typer.Option("--lo", help="lower end of the scan")] = None,
     hi: Annotated[float | None, typer.Option("--hi", help="upper end of the scan")] = None,
     sets: SetOpt = None,

@@ -1,5 +1,16 @@
-"""Bundled models; importing this package registers them."""
+"""Bundled models, one module per theory; importing this package registers them.
+
+Every module of this package is imported (so a fifth model is one new file
+here); each defines a :class:`meanfield.Model` subclass with a ``name``.
+"""
+
+import importlib as _importlib
+import pkgutil as _pkgutil
 
 from .tensor import Tensor
+
+for _m in _pkgutil.iter_modules(__path__):
+    if not _m.name.startswith("_"):
+        _importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = ["Tensor"]

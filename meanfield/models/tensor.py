@@ -162,6 +162,7 @@ class Tensor(Model):
         "branch": "uninformative or informative (the start the fixed point was reached from)",
     }
     threshold_kinds: ClassVar[tuple[str, ...]] = ("algorithmic", "dynamic", "information")
+    threshold_params: ClassVar[dict[str, str]] = dict.fromkeys(threshold_kinds, "delta")
     simulate_options: ClassVar[dict[str, str]] = {
         "max_iter": "AMP iterations (int)",
         "tol": "AMP convergence tolerance on the estimate change",
