@@ -1,0 +1,337 @@
+"""Network SDE/DDE engine: balanced predictive-coding rate networks, many trials at once.
+
+Euler-Maruyama for (``shared/papers/predictive_coding.md`` §1.2, tau = 1)
+
+.. math::
+
+    h_{n+1} = h_n + dt\\,[-h_n + b\\,w\\,(x_n - \\hat x_{n - n_d}) + g\\,(J\\phi)_{n - n_d'}]
+              + \\sigma\\sqrt{dt}\\,\\xi_n, \\qquad \\hat x_n = \\frac1N w\\cdot\\phi(h_n),
+
+with ``n_d = d/dt`` (a ring buffer of past ``xhat``; before ``t = d`` the
+history is the initial value) and ``n_d' = n_d`` when the delay acts on all
+recurrent input (a ring buffer of past ``J phi``). The balance term goes through
+``xhat`` (``O(N)`` per step; the rank-one matrix is never formed). The disorder
+term is one matrix-matrix product per step over trials that share a network
+(``network='shared'``: ``Phi (T, N) @ J^T``), or one matrix-vector product per
+trial (``network='independent'``, the default for theory comparisons).
+
+The per-neuron update is one scalar body generated from sympy
+(:func:`update_body`), compiled for the CPU here and for CUDA in
+:mod:`meanfield.sims.engines._network_kernels`.
+
+Step size: the collective mode relaxes at rate ``a = 1 + b kappa_max + g``
+(``kappa_max = E[w^2] sup|phi'|``). Euler-Maruyama is stable for ``a dt < 2``
+and inflates the stationary variance by ``1 / (1 - a dt / 2)`` (digest
+pitfall 3); a ``dt`` with ``a dt > MAX_RATE_DT`` is refused with a
+:class:`~meanfield.ParamError` naming ``dt``. The default is ``dt = 0.05 / a``
+(variance inflated by at most 2.5 %), and at most ``d / 10``, dividing ``d``.
+
+Noise is drawn on the host, per trial, from the trial's ``SeedSequence``
+child, in chunks of steps, so the numbers do not depend on the backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from meanfield import _codegen
+from meanfield._params import ParamError
+
+from .._rng import trial_generators
+
+__all__ = [
+    "MAX_RATE_DT",
+    "collective_rate",
+    "choose_dt",
+    "update_body",
+    "sample_network",
+    "run_rate_network",
+    "simulate_predictive_coding",
+]
+
+#: largest accepted ``a * dt`` (``a``: the collective mode's rate)
+MAX_RATE_DT = 0.2
+#: default ``a * dt``
+DEFAULT_RATE_DT = 0.05
+CHUNK = 256
+
+_KERNELS: dict = {}
+
+
+def collective_rate(model) -> float:
+    """``a = 1 + b kappa_max + g``, an upper bound of the fastest linear mode's rate."""
+    phi = model.phi
+    xs = np.linspace(-20, 20, 4001)
+    sup1 = float(np.max(np.abs(phi.f1(xs))))
+    return 1.0 + model["b"] * sup1 * 1.0 + model["g"]  # E[w^2] = 1 for both laws
+
+
+def choose_dt(model, dt: float | None) -> tuple[float, int]:
+    """The step (validated or chosen) and the delay in steps."""
+    a = collective_rate(model)
+    d = model["d"]
+    if dt is None:
+        dt = min(0.01, DEFAULT_RATE_DT / a)
+        if d > 0:
+            dt = d / math.ceil(d / min(dt, d / 10))
+    else:
+        try:
+            dt = float(dt)
+        except (TypeError, ValueError):
+            raise ParamError("dt", "a float in (0, inf)", dt) from None
+        if not dt > 0 or not math.isfinite(dt):
+            raise ParamError("dt", "a float in (0, inf)", dt)
+        if a * dt > MAX_RATE_DT:
+            raise ParamError(
+                "dt",
+                f"at most {MAX_RATE_DT / a:.4g} = {MAX_RATE_DT} / (1 + b kappa_max + g), the "
+                "collective mode's rate (Euler-Maruyama is unstable or biased beyond)",
+                dt,
+            )
+    nd = int(round(d / dt))
+    if d > 0 and abs(nd * dt - d) > 1e-9 * max(d, 1.0):
+        raise ParamError("dt", f"a divisor of the delay d={d} (d/dt an integer)", dt)
+    return float(dt), nd
+
+
+def update_body(phi_expr: sp.Expr) -> _codegen.ScalarFunction:
+    """The per-neuron Euler-Maruyama step as one generated scalar body.
+
+    ``f(h, w, e, r, xi, dt, b, g, sq) -> (h', phi(h'))`` with
+    ``h' = h + dt (-h + b w e + g r) + sq xi`` (``sq = sigma sqrt(dt)``).
+    """
+    from meanfield.solvers.dmft import H
+
+    h, w, e, r, xi, dt, b, g, sq = sp.symbols("h w e r xi dt b g sq", real=True)
+    hn = h + dt * (-h + b * w * e + g * r) + sq * xi
+    u = sp.Symbol("u_", real=True)
+    phi_u = phi_expr.subs(H, u)
+    # phi(h') printed once, h' as an input of a second body: keep one function
+    expr_phi = phi_u.subs(u, hn)
+    return _codegen.scalar_function((hn, expr_phi), (h, w, e, r, xi, dt, b, g, sq),
+                                    name="pc_step")
+
+
+def phi_body(phi_expr: sp.Expr) -> _codegen.ScalarFunction:
+    from meanfield.solvers.dmft import H
+
+    return _codegen.scalar_function((phi_expr,), (H,), name="pc_phi")
+
+
+def _cpu_kernel(body: _codegen.ScalarFunction):
+    key = (body.key, "cpu")
+    if key in _KERNELS:
+        return _KERNELS[key]
+    import numba
+
+    step = _codegen.njit(body)
+
+    @numba.njit(cache=False)
+    def run_chunk(H, PHI, W, J, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
+                  dt, b, g, sq, burn, acc, xtr):
+        T, N = H.shape
+        K = noise.shape[1]
+        R = xring.shape[1]
+        inv_n = 1.0 / N
+        rec = np.zeros((T, N))
+        for k in range(K):
+            n = n0 + k
+            slot = n % R
+            for t in range(T):
+                s = 0.0
+                for i in range(N):
+                    s += W[t, i] * PHI[t, i]
+                xring[t, slot] = s * inv_n
+                xtr[t, k] = s * inv_n
+            if g != 0.0:
+                if shared:
+                    cur = np.dot(PHI, JT)
+                else:
+                    cur = np.empty((T, N))
+                    for t in range(T):
+                        cur[t] = np.dot(J[t], PHI[t])
+                rring[slot % rring.shape[0]] = cur
+                rs = max(n - nd_rec, 0) % R
+                rec = rring[rs % rring.shape[0]]
+            fs = max(n - nd_fb, 0) % R
+            for t in range(T):
+                err = xring[t, slot] - xin[t, k]
+                if n >= burn:
+                    acc[t, 0] += err
+                    acc[t, 1] += err * err
+                    acc[t, 2] += 1.0
+                e = xin[t, k] - xring[t, fs]
+                for i in range(N):
+                    out = step(H[t, i], W[t, i], e, rec[t, i], noise[t, k, i], dt, b, g, sq)
+                    H[t, i] = out[0]
+                    PHI[t, i] = out[1]
+
+    _KERNELS[key] = run_chunk
+    return run_chunk
+
+
+def sample_network(model, size: int, trials: int, seed: int, network: str = "independent"):
+    """Weights ``w (T, N)``, disorder ``J (T or 1, N, N)`` (or None) and the generators.
+
+    Per trial generator, in order: ``w``, then ``J`` (independent networks), then
+    the initial ``z``; the noise chunks follow. ``shared``: trial 0's ``w``/``J``
+    serve every trial.
+    """
+    if network not in ("independent", "shared"):
+        raise ParamError("network", "one of independent, shared", network)
+    rngs = trial_generators(seed, trials)
+    N = size
+    W = np.empty((trials, N))
+    nJ = 0 if model["g"] == 0 else (trials if network == "independent" else 1)
+    J = np.empty((nJ, N, N)) if nJ else None
+    for t, rng in enumerate(rngs):
+        if network == "shared" and t > 0:
+            W[t] = W[0]
+            continue
+        if model["weights"] == "gaussian":
+            W[t] = rng.standard_normal(N)
+        else:
+            W[t] = rng.choice(np.array([-1.0, 1.0]), size=N)
+        if J is not None and t < nJ:
+            J[t] = rng.standard_normal((N, N)) / np.sqrt(N)
+    return W, J, rngs
+
+
+def _input_path(model, rngs, t0: int, K: int, dt: float, state: np.ndarray) -> np.ndarray:
+    T = len(rngs)
+    x = model["x"]
+    kind = model["input"]
+    if kind == "constant" or model["amp"] == 0:
+        return np.full((T, K), x)
+    ts = (t0 + np.arange(K)) * dt
+    if kind == "sinusoid":
+        return np.repeat((x + model["amp"] * np.sin(model["omega"] * ts))[None], T, axis=0)
+    from scipy.signal import lfilter
+
+    a = math.exp(-dt / model["tau_x"])
+    c = model["amp"] * math.sqrt(1 - a * a)
+    out = np.empty((T, K))
+    for t, rng in enumerate(rngs):
+        eta = rng.standard_normal(K) * c
+        y, zf = lfilter([1.0], [1.0, -a], eta, zi=[a * state[t]])
+        state[t] = y[-1]
+        out[t] = x + y
+    return out
+
+
+def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float = 60.0,
+                     t_burn: float = 5.0, dt: float | None = None, network: str = "independent",
+                     init: str = "stationary", backend: str = "cpu", record: int = 0,
+                     dtype: str = "float64") -> dict[str, Any]:
+    """Simulate ``trials`` networks; per-trial moments of ``xhat - x`` after ``t_burn``.
+
+    Returns a dict with arrays ``mean_err (T,)``, ``var_err (T,)``, the step ``dt``,
+    the delay in steps, and (``record > 0``) ``trace``: ``xhat`` of the first
+    ``record`` trials every step (for figures).
+    """
+    if init not in ("stationary", "zero"):
+        raise ParamError("init", "one of stationary, zero", init)
+    for name, v in (("t_max", t_max), ("t_burn", t_burn)):
+        if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            raise ParamError(name, "a float in [0, inf)", v)
+    if t_max <= 0:
+        raise ParamError("t_max", "a float in (0, inf)", t_max)
+    dt, nd = choose_dt(model, dt)
+    nd_fb = nd
+    nd_rec = nd if model["delay_on"] == "all" else 0
+    W, J, rngs = sample_network(model, size, trials, seed, network)
+    T, N = trials, size
+    Hs = np.empty((T, N))
+    y0, d0 = 0.0, model["sigma"] ** 2 / 2
+    if init == "stationary":
+        y0, sol, st, _ = model.static()
+        d0 = sol.delta0 if st == "ok" and np.isfinite(sol.delta0) else d0
+    for t, rng in enumerate(rngs):
+        z = rng.standard_normal(N)
+        Hs[t] = W[t] * y0 + math.sqrt(d0) * z if init == "stationary" else 0.0
+    phi = model.phi
+    PHI = phi.f(Hs)
+    body = update_body(phi.expr)
+    steps = int(round((t_max + t_burn) / dt))
+    burn = int(round(t_burn / dt))
+    R = max(nd_fb, nd_rec) + 2
+    xring = np.zeros((T, R))
+    rring = np.zeros((nd_rec + 2 if J is not None else 1, T, N))
+    acc = np.zeros((T, 3))
+    xstate = np.zeros(T)
+    Jarr = J if J is not None else np.zeros((1, 1, 1))
+    JT = np.ascontiguousarray(J[0].T) if J is not None else np.zeros((1, 1))
+    shared = J is not None and J.shape[0] == 1
+    trace = np.empty((min(record, T), steps)) if record else None
+    if backend == "cuda":
+        from . import _network_kernels as gk
+
+        runner = gk.CudaRunner(body, Hs, PHI, W, Jarr, JT, shared, xring, rring, acc)
+    else:
+        kern = _cpu_kernel(body)
+    sq = model["sigma"] * math.sqrt(dt)
+    n0 = 0
+    while n0 < steps:
+        K = min(CHUNK, steps - n0)
+        noise = np.empty((T, K, N))
+        for t, rng in enumerate(rngs):
+            noise[t] = rng.standard_normal((K, N))
+        xin = _input_path(model, rngs, n0, K, dt, xstate)
+        xtr = np.empty((T, K))
+        if backend == "cuda":
+            runner.run(xin, noise, n0, nd_fb, nd_rec, dt, model["b"], model["g"], sq, burn, xtr)
+        else:
+            kern(Hs, PHI, W, Jarr, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
+                 dt, model["b"], model["g"], sq, burn, acc, xtr)
+        if trace is not None:
+            trace[:, n0 : n0 + K] = xtr[: trace.shape[0]]
+        n0 += K
+    if backend == "cuda":
+        Hs, acc = runner.results()
+    cnt = np.maximum(acc[:, 2], 1.0)
+    mean = acc[:, 0] / cnt
+    var = np.maximum(acc[:, 1] / cnt - mean**2, 0.0)
+    finite = bool(np.all(np.isfinite(Hs)) and np.all(np.isfinite(acc)))
+    return {"mean_err": mean, "var_err": var, "dt": dt, "delay_steps": nd, "steps": steps,
+            "finite": finite, "trace": trace, "H": Hs}
+
+
+def _mean_sem(v: np.ndarray) -> tuple[float, float | None]:
+    v = np.asarray(v, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, None
+    return m, float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+def simulate_predictive_coding(model, *, size: int, trials: int, seed: int, backend: str = "cpu",
+                               **kw) -> dict[str, Any]:
+    """The predictive-coding simulator (``Model.simulator``): bias, std, error and SEMs.
+
+    Per trial: ``bias = |<xhat - x>_t|``, ``std = sqrt(var_t(xhat - x))``,
+    ``error = sqrt(bias^2 + std^2)``; reported as means over trials with their
+    standard errors (``*_sem``, None with one trial).
+    """
+    allowed = {"t_max", "t_burn", "dt", "network", "init"}
+    for k in kw:
+        if k not in allowed:
+            raise ParamError(k, "a simulate option (" + ", ".join(sorted(allowed)) + ")", kw[k])
+    res = run_rate_network(model, size, trials, seed, backend=backend, **kw)
+    bias = np.abs(res["mean_err"])
+    std = np.sqrt(res["var_err"])
+    err = np.hypot(bias, std)
+    out: dict[str, Any] = {}
+    for name, v in (("bias", bias), ("std", std), ("error", err)):
+        m, s = _mean_sem(v)
+        out[name], out[name + "_sem"] = m, s
+    out["status"] = "ok" if res["finite"] else "diverged"
+    if not res["finite"]:
+        for k in ("bias", "std", "error", "bias_sem", "std_sem", "error_sem"):
+            out[k] = None
+    out.update(dt=res["dt"], delay_steps=res["delay_steps"], steps=res["steps"],
+               trials=trials, size=size, network=kw.get("network", "independent"))
+    return out
