@@ -65,7 +65,7 @@ def _iteration_parts(model, inst):
     sympy-derived denoiser kernels, one per mode (as ``run_amp`` calls them),
     without ``run_amp``'s per-call setup and Python bookkeeping."""
     from meanfield.sims import _targets
-    from meanfield.sims.engines.amp import denoiser_for, fused_fields
+    from meanfield.sims.engines.amp import denoiser_for, fused_fields, uv_pass
 
     p = model.order
     priors = model.modes
@@ -83,10 +83,14 @@ def _iteration_parts(model, inst):
         X, S = xh[a].copy(), sv[a].copy()
         kernels[a](A, np.ascontiguousarray(Bf), thetas[a], X, S, eta)
 
+    entry0 = _targets.amp_entry(denoiser_for(priors[0]))
+
     def one():
-        if p == 2:  # sequential schedule: a pass per mode
-            for a in range(2):
-                update(a, fused_fields(inst.Y, xh)[a])
+        if p == 2:  # sequential schedule, one pass: mode 1's update inside it (uv_pass)
+            X, S = xh[0].copy(), sv[0].copy()
+            ons = np.full(T, 0.1)
+            raw = uv_pass(inst.Y, xh[1], A, ons, norm, thetas[0], X, S, eta, entry0)
+            update(1, raw)
         else:
             raw = fused_fields(inst.Y, xh)
             for a in range(p):
@@ -158,19 +162,19 @@ def _case(p: int, N: int, quick: bool) -> list[Row]:
         ),
     ]
     two_pass = (
-        " Order 2 runs the sequential (UV) schedule: fields() once per mode, so an iteration "
-        "makes 2 full passes over the matrix."
+        " Order 2 runs the sequential (UV) schedule in one pass (sims.engines.amp.uv_pass): "
+        "each row gives mode 1's field and update, then, still in cache, its share of mode "
+        "2's field from the new estimate."
         if p == 2
         else ""
     )
+    target = 2.5 if p == 2 else 1.3
 
     def verdict(x):
-        if p == 2:
-            return ""
         if not np.isfinite(x):
-            return " Target <= 1.3x the stream read: not measured."
-        ok = "meets" if x <= 1.3 * t_stream else "misses"
-        return f" Target <= 1.3x the stream read: {ok} ({x / t_stream:.2f}x)."
+            return f" Target <= {target}x the stream read: not measured."
+        ok = "meets" if x <= target * t_stream else "misses"
+        return f" Target <= {target}x the stream read: {ok} ({x / t_stream:.2f}x)."
 
     rows.append(
         Row(
