@@ -34,11 +34,11 @@ def params(quick: bool) -> dict:
         "model": "tensor",
         "base": BASE,
         "theory_delta": {"lo": 0.02, "hi": 0.45, "n": 120 if quick else 300},
-        "sim_delta": [0.08, 0.14, 0.2, 0.25, 0.285, 0.35] if quick
+        "sim_delta": [0.08, 0.2, 0.4] if quick
         else [0.05, 0.1, 0.14, 0.17, 0.2, 0.23, 0.26, 0.285, 0.31, 0.35, 0.42],
         "inits": list(INITS),
-        "size": 80 if quick else 120,
-        "trials": 4,
+        "size": 150 if quick else 200,
+        "trials": 6 if quick else 8,
         "seed": 0,
         "backend": "cpu",
         "agree": {"abs": AGREE_ABS},
