@@ -13,10 +13,11 @@ random start at ``delta = 0.08`` (half of ``delta_alg``) gave 0.48 ± 0.25
 against SE 0.96: with prior mean 0.2 the modes' empirical means fluctuate by
 ``1/sqrt(N)``, comparable to the mean, and an instance whose means (and the
 noise's projection on the start) are unfavourable starts too close to the
-uninformative fixed point. At N = 150 the quick points lie away from the
-thresholds and agree; nearer ``delta_alg`` (``delta = 0.1``) about a quarter
-of the random-start trials still fail at N = 150 (37 of 48 succeed at
-``delta = 0.08`` over 6 seeds), a fraction that falls with N. A per-instance
+uninformative fixed point. At N = 150 this still happens: over 6 seeds of
+8 trials at ``delta = 0.08``, 11 of 48 random-start trials stayed on the low
+branch (the quick figure's 6 trials all succeed; at ``delta = 0.1`` about
+half failed); the fraction falls with N, and a trend over N is not drawn
+yet. A per-instance
 state evolution with each instance's empirical prior moments
 (:mod:`meanfield.sims.engines.amp_instance`) does not predict which trials
 fail (38 of 48 right, against 37 for the ordinary SE).
