@@ -48,7 +48,7 @@ def params(quick: bool) -> dict:
         "base": BASE,
         "priors": PRIORS,
         "theory_delta": {"lo": 0.01, "hi": 1.6, "n": 80 if quick else 200},
-        "sim_delta": [0.2, 0.35, 0.5, 0.6] if quick
+        "sim_delta": [0.2, 0.35, 0.5] if quick
         else [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5],
         "size": 1024 if quick else 2048,
         "trials": 8,
