@@ -119,9 +119,9 @@ class PredictiveCoding(Model):
     simulate_options: ClassVar[dict[str, str]] = {
         "t_max": "simulated time after the transient (default 60)",
         "t_burn": "transient discarded (default 5)",
-        "dt": "time step (default auto: 0.05 / (1 + b kappa_max), <= d/10)",
+        "dt": "time step (default auto: 0.05 / (1 + b kappa_max + g), <= d/10, dividing d)",
         "network": "independent (a network per trial) or shared (one J, w for all trials)",
-        "init": "stationary (theory's h = w y + sqrt(Delta0) z) or zero",
+        "init": "stationary (theory's h = w y + sqrt(Delta0) z), zero, or random (N(0, 1))",
         "backend": "cpu or cuda",
     }
     size_param: ClassVar[str | None] = "n"
@@ -197,10 +197,10 @@ class PredictiveCoding(Model):
 
         b, x, g, s = self["b"], self["x"], self["g"], self["sigma"]
         phi, law = self.phi, self.law
-        y = 0.0
-        sol = None
         fmax = phi.sup * (law.abs_mean if law.name == "gaussian" else 1.0)
-        for it in range(1, max_iter + 1):
+
+        def step(y):
+            """One alternation: Delta_0 at ``y``, then ``y`` from (MF-a) at that Delta_0."""
             if static_branch:
                 d = dmft.fixed_point_variance(phi, g, y, law)
                 crit = g * g * dmft.expect(lambda u: phi.f1(u) ** 2, y, d, law)
@@ -208,22 +208,35 @@ class PredictiveCoding(Model):
             else:
                 sol = dmft.solve_dmft(phi, g, s, y, law)
             if sol.status != "ok":
-                return y, sol, "not_converged", it
-            d0 = sol.delta0
+                return None, sol
             if b == 0:
-                y_new = 0.0
-            else:
-                def r(yy, d0=d0):
-                    return yy - b * (x - self.transfer(yy, d0))
+                return 0.0, sol
 
-                lo, hi = b * (x - fmax) - 1.0, b * (x + fmax) + 1.0
-                y_new = float(brentq(r, lo, hi, xtol=1e-14, rtol=1e-13))
-            if (g == 0 and it > 1) or abs(y_new - y) <= tol * max(1.0, abs(y_new)):
-                y = y_new
-                if g > 0:
-                    sol.y = y
-                return y, sol, "ok", it
-            y = y_new
+            def r(yy):
+                return yy - b * (x - self.transfer(yy, sol.delta0))
+
+            lo, hi = b * (x - fmax) - 1.0, b * (x + fmax) + 1.0
+            return float(brentq(r, lo, hi, xtol=1e-14, rtol=1e-13)), sol
+
+        # the alternation's fixed point by secant steps on G(y) = step(y) - y
+        y, prev = 0.0, None
+        sol = None
+        for it in range(1, max_iter + 1):
+            y_new, sol = step(y)
+            if y_new is None:
+                return y, sol, "not_converged", it
+            G = y_new - y
+            if g == 0 or abs(G) <= tol * max(1.0, abs(y_new)):
+                if g == 0:
+                    sol.y = y_new  # Delta_0 = sigma^2/2 does not depend on y
+                elif abs(G) > 0:
+                    y_new, sol = step(y_new)  # Delta_0 at the converged y
+                return y_new, sol, "ok", it
+            y_next = y_new
+            if prev is not None and G != prev[1]:
+                y_next = y - G * (y - prev[0]) / (G - prev[1])
+            prev = (y, G)
+            y = y_next
         return y, sol, "not_converged", max_iter
 
     def tracking_variance(self, loop_gain: float) -> float:
@@ -295,6 +308,12 @@ class PredictiveCoding(Model):
         hi = default[1] if hi is None else float(hi)
         spec.validate(lo)
         spec.validate(hi)
+        if kind == "delay" and param != "d" and self["d"] == 0:
+            from ..solvers.threshold import ThresholdResult
+
+            res = ThresholdResult(param, kind, None, "no_transition", (lo, hi))
+            res.details["reason"] = "d = 0: no Hopf instability at any balance"
+            return res
         test = self.delay_test(param) if kind == "delay" else self.chaos_test(param)
         return locate_crossing(test, lo, hi, param=param, kind=kind, points=25)
 

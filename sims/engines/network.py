@@ -233,8 +233,8 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
     the delay in steps, and (``record > 0``) ``trace``: ``xhat`` of the first
     ``record`` trials every step (for figures).
     """
-    if init not in ("stationary", "zero"):
-        raise ParamError("init", "one of stationary, zero", init)
+    if init not in ("stationary", "zero", "random"):
+        raise ParamError("init", "one of stationary, zero, random", init)
     for name, v in (("t_max", t_max), ("t_burn", t_burn)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
             raise ParamError(name, "a float in [0, inf)", v)
@@ -252,7 +252,10 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
         d0 = sol.delta0 if st == "ok" and np.isfinite(sol.delta0) else d0
     for t, rng in enumerate(rngs):
         z = rng.standard_normal(N)
-        Hs[t] = W[t] * y0 + math.sqrt(d0) * z if init == "stationary" else 0.0
+        if init == "stationary":
+            Hs[t] = W[t] * y0 + math.sqrt(d0) * z
+        else:
+            Hs[t] = z if init == "random" else 0.0
     phi = model.phi
     PHI = phi.f(Hs)
     body = update_body(phi.expr)
