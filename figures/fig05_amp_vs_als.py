@@ -27,7 +27,7 @@ crossover to the low branch is smeared over ~1/sqrt(N)); at N = 100 (4
 trials) 0.474 ± 0.074, at N = 120 (4 trials) 0.348 ± 0.004 (cubic; the
 non-cubic shape 0.354 ± 0.037 at N = 100 against SE 0.358). At the quick size
 AMP's MSE still lies 1-3 standard errors above SE at ``delta = 0.1`` and
-``0.425`` (finite N); the full size (N = 200) is the converged comparison.
+``0.425`` (finite N); the full size (N = 200) was not measured for this note.
 With mean 0.2 at these sizes AMP's random start often stays on the low
 branch below ``delta_alg``: the modes' empirical means fluctuate by
 ``~1/sqrt(N)``, comparable to 0.2 (compare fig03).
