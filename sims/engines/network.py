@@ -16,8 +16,8 @@ term is one matrix-matrix product per step over trials that share a network
 trial (``network='independent'``, the default for theory comparisons).
 
 The per-neuron update is one scalar body generated from sympy
-(:func:`update_body`), compiled for the CPU here and for CUDA in
-:mod:`meanfield.sims.engines._network_kernels`.
+(:func:`update_body`), compiled for the CPU here (a CUDA launch of the same body is
+not written yet: ``backend='cuda'`` is refused).
 
 Step size: the collective mode relaxes at rate ``a = 1 + b kappa_max + g``
 (``kappa_max = E[w^2] sup|phi'|``). Euler-Maruyama is stable for ``a dt < 2``
@@ -270,12 +270,10 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
     JT = np.ascontiguousarray(J[0].T) if J is not None else np.zeros((1, 1))
     shared = J is not None and J.shape[0] == 1
     trace = np.empty((min(record, T), steps)) if record else None
-    if backend == "cuda":
-        from . import _network_kernels as gk
-
-        runner = gk.CudaRunner(body, Hs, PHI, W, Jarr, JT, shared, xring, rring, acc)
-    else:
-        kern = _cpu_kernel(body)
+    if backend != "cpu":
+        raise ParamError("backend", "cpu (the network engine's CUDA kernel is not written yet)",
+                         backend)
+    kern = _cpu_kernel(body)
     sq = model["sigma"] * math.sqrt(dt)
     n0 = 0
     while n0 < steps:
@@ -285,16 +283,11 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
             noise[t] = rng.standard_normal((K, N))
         xin = _input_path(model, rngs, n0, K, dt, xstate)
         xtr = np.empty((T, K))
-        if backend == "cuda":
-            runner.run(xin, noise, n0, nd_fb, nd_rec, dt, model["b"], model["g"], sq, burn, xtr)
-        else:
-            kern(Hs, PHI, W, Jarr, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
-                 dt, model["b"], model["g"], sq, burn, acc, xtr)
+        kern(Hs, PHI, W, Jarr, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
+             dt, model["b"], model["g"], sq, burn, acc, xtr)
         if trace is not None:
             trace[:, n0 : n0 + K] = xtr[: trace.shape[0]]
         n0 += K
-    if backend == "cuda":
-        Hs, acc = runner.results()
     cnt = np.maximum(acc[:, 2], 1.0)
     mean = acc[:, 0] / cnt
     var = np.maximum(acc[:, 1] / cnt - mean**2, 0.0)
