@@ -11,7 +11,7 @@ import time
 
 from ._timing import table
 
-SUITES = ("se", "phase", "amp")
+SUITES = ("se", "phase", "amp", "network")
 
 
 def _suite(name: str):
@@ -27,6 +27,10 @@ def _suite(name: str):
         from . import amp
 
         return amp.run
+    if name == "network":
+        from . import network
+
+        return network.run
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
 
 
