@@ -348,7 +348,8 @@ def _compile(fn: ScalarFunction, target: str):
     if target == "cpu":
         import numba
 
-        decorate = numba.njit(cache=False, fastmath=False)
+        # error_model="numpy": 1/0 gives inf (as on the GPU), never a Python exception
+        decorate = numba.njit(cache=False, fastmath=False, error_model="numpy")
     elif target == "cuda":
         from numba import cuda
 
@@ -389,7 +390,7 @@ def batch(fn: ScalarFunction):
     src = f"def run(X, out):\n    for i in range(X.shape[0]):\n        r = f_({args})\n{stores}\n"
     ns = {"f_": njit(fn)}
     exec(compile(src, f"<meanfield batch {fn.name}>", "exec"), ns)
-    out = numba.njit(cache=False)(ns["run"])
+    out = numba.njit(cache=False, error_model="numpy")(ns["run"])
     _JIT[k] = out
     return out
 

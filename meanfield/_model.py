@@ -130,10 +130,27 @@ class SolveResult:
     values: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``status`` first; a non-finite number is ``null`` and never
+        passes as ``ok`` (the status becomes ``non_finite`` and ``non_finite``
+        lists the keys)."""
         out: dict[str, Any] = {"status": self.status}
         out.update(self.values)
         out["iterations"] = int(self.iterations)
+        bad = [k for k, v in self.values.items() if _has_non_finite(v)]
+        if bad and out["status"] == "ok":
+            out["status"] = "non_finite"
+            out["non_finite"] = bad
         return _jsonable(out)
+
+
+def _has_non_finite(v) -> bool:
+    if isinstance(v, bool | str) or v is None:
+        return False
+    try:
+        arr = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return not bool(np.all(np.isfinite(arr)))
 
 
 def _jsonable(d):

@@ -36,6 +36,7 @@ import typer
 __all__ = ["app", "main", "parse_sets"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
 
 
 def _click_exception(name: str) -> type[Exception]:
@@ -638,6 +639,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # raised outside a command (e.g. in a callback)
         _fail(str(e))
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as e:  # a bug: one line for the user, the traceback on request
+        import os
+
+        if os.environ.get("MEANFIELD_DEBUG"):
+            raise
+        _fail(
+            f"internal error: {type(e).__name__}: {e} "
+            "(please report it; MEANFIELD_DEBUG=1 shows the traceback)"
+        )
+        return EXIT_INTERNAL
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 

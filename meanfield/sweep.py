@@ -249,8 +249,13 @@ def _limit_threads() -> None:
             pass
 
 
-def _init_worker() -> None:
+def _init_worker(owner_pid: int | None = None) -> None:
+    """Process-pool worker start-up: one thread, and die with the sweeping process."""
     _limit_threads()
+    if owner_pid is not None:
+        from ._lifetime import init_worker_lifetime
+
+        init_worker_lifetime(owner_pid)
 
 
 def _normalize(index: int, out: Any) -> _Result:
@@ -525,7 +530,13 @@ def _run_local(tasks, common, on_result, workers):
 
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    if ctx.get_start_method() == "forkserver":
+        # the forkserver (if this call starts it) dies with this process, and
+        # does not preload the caller's script
+        ctx.set_forkserver_preload(["meanfield._forkserver_preload"])
+    ex = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     futs = {}
     finished = False
     try:
@@ -554,6 +565,41 @@ def _run_local(tasks, common, on_result, workers):
         ex.shutdown(wait=finished, cancel_futures=True)
 
 
+SCHEDULER_TIMEOUT = 10.0
+"""Seconds to wait for a dask scheduler to answer before refusing the address."""
+
+
+def connect(scheduler: str, timeout: float = SCHEDULER_TIMEOUT):
+    """A ``distributed.Client`` for ``scheduler``, or a :class:`ParamError` naming it.
+
+    An address where no scheduler answers within ``timeout`` seconds, or one
+    that is not an address at all, is refused in one line (the connection
+    attempts' log records are silenced).
+    """
+    import logging
+
+    from distributed import Client
+
+    allowed = (
+        f"the address of a running dask.distributed scheduler (e.g. tcp://HOST:8786); "
+        f"none answered within {timeout:g} s"
+    )
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise ParamError("scheduler", allowed, scheduler) from e
+    except (ValueError, TypeError) as e:
+        raise ParamError("scheduler", f"a scheduler address such as tcp://HOST:8786 ({e})",
+                         scheduler) from e
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
 def _run_dask(tasks, common, on_result, workers, scheduler):
     import logging
 
@@ -565,7 +611,7 @@ def _run_dask(tasks, common, on_result, workers, scheduler):
         ) from e
     cluster = None
     if scheduler is not None:
-        client = Client(scheduler)
+        client = connect(scheduler)
     else:
         cluster = LocalCluster(
             n_workers=workers or 2,
@@ -739,7 +785,12 @@ def sweep(
                 raise ValueError(
                     f"store {os.fspath(path)} exists and is not a zarr store; use a new store path"
                 )
-            _make_store(path, dims, coords, attrs)
+            try:
+                _make_store(path, dims, coords, attrs)
+            except OSError as e:
+                raise ParamError(
+                    "store", "a zarr directory path that can be created and written", str(store)
+                ) from e
         ds = _open_store(path, chash)
         with ds:
             done = ds["done"].values.reshape(-1).copy()
@@ -782,6 +833,18 @@ def sweep(
         bar.update(1)
 
     common = {"point_fn": point_fn, "model": model, "simulate": bool(simulate), "sim": sim}
+    if len(todo) and (executor == "local" or (executor == "dask" and scheduler is None)):
+        from ._lifetime import unguarded_main
+
+        why = unguarded_main()
+        if why is not None:
+            print(
+                f"meanfield.sweep: running the {len(todo)} points in this process: {why}. "
+                "To use worker processes, call sweep under `if __name__ == \"__main__\":` "
+                "in a script file; executor='serial' silences this.",
+                file=sys.stderr,
+            )
+            executor = "serial"
     try:
         if len(todo) == 0:
             pass

@@ -176,7 +176,25 @@ class Tensor(Model):
         p = v["order"]
         for key in ("shape", "prior", "mean", "var", "rho"):
             _per_mode(key, v[key], p)
-        _ = self.modes  # builds and validates the priors
+        priors = self.modes  # builds and validates the priors
+        # products of p overlaps (each up to E[x^2]) must stay finite in float64
+        bound = 10.0 ** (300 // p)
+        means = _per_mode("mean", v["mean"], p)
+        vars_ = _per_mode("var", v["var"], p)
+        for a, pr in enumerate(priors):
+            try:
+                m2 = float(pr.second_moment)
+            except (OverflowError, ValueError):
+                m2 = float("inf")
+            if not (np.isfinite(m2) and m2 < bound):
+                big_mean = abs(float(means[a])) >= np.sqrt(float(vars_[a]))
+                name, got = ("mean", v["mean"]) if big_mean else ("var", v["var"])
+                raise ParamError(
+                    name,
+                    f"a float with E[x^2] = mean^2 + var below 1e{300 // p} at order {p} "
+                    "(float64 range of the overlaps' products)",
+                    got,
+                )
 
     # -- structure -----------------------------------------------------------------
     @property
