@@ -25,6 +25,7 @@ __all__ = [
     "define",
     "explicit",
     "exact_expectations",
+    "tidy",
     "symbols_for",
     "GLOSSARY",
 ]
@@ -362,11 +363,32 @@ def explicit(expr: sp.Expr) -> sp.Expr:
     )
 
 
+#: Closed forms larger than this (``count_ops``) or with more free symbols
+#: than :data:`SIMPLIFY_MAX_SYMBOLS` are not passed to ``sympy.simplify``: its
+#: multivariate gcds (``cancel``) grow without bound in the number of symbols
+#: (order-6 Gaussian SE maps, 13 symbols, hung for minutes in ``heugcd``).
+SIMPLIFY_MAX_OPS = 120
+SIMPLIFY_MAX_SYMBOLS = 9
+
+
+def tidy(expr: sp.Expr) -> sp.Expr:
+    """``sympy.simplify`` on small expressions, a cheap ``together`` on large ones.
+
+    The bounded form is exact (no information is lost); it only skips the
+    search for a shorter representation when that search can blow up. The
+    code generator's ``cse`` then shares the repeated products.
+    """
+    if len(expr.free_symbols) <= SIMPLIFY_MAX_SYMBOLS and sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
+        return sp.simplify(expr)
+    return sp.together(expr)
+
+
 def exact_expectations(expr: sp.Expr) -> sp.Expr:
-    """Evaluate every ``GaussExpect`` that sympy can do exactly, and simplify it.
+    """Evaluate every ``GaussExpect`` that sympy can do exactly, and tidy it.
 
     Gaussian expectations of polynomials (e.g. Gaussian priors, whose denoiser
-    is linear) become closed forms; the rest stay for the quadrature module.
+    is linear) become closed forms (:func:`tidy`: simplified when small); the
+    rest stay for the quadrature module.
     """
 
     def ev(e):
@@ -375,6 +397,6 @@ def exact_expectations(expr: sp.Expr) -> sp.Expr:
             return out
         # multivariate results (matrix inverses of order parameters) are left
         # to cse in the code generator: simplify is slow on them
-        return out if isinstance(e, GaussExpectN) else sp.simplify(out)
+        return out if isinstance(e, GaussExpectN) else tidy(out)
 
     return expr.replace(lambda e: isinstance(e, (GaussExpect, GaussExpectN)), ev)
