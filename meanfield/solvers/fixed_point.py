@@ -1,10 +1,16 @@
-"""Damped fixed-point iteration of a declared map, compiled once per system.
+"""Fixed points of a declared map: safeguarded Newton, compiled and batched.
 
-The driver is generated for the system's arity and runs in numba over a batch
-of (initial state, parameter) rows, reporting per row the number of iterations
-and a status: ``ok`` (``max |s_{t+1} - s_t| <= tol``), ``not_converged``
-(``max_iter`` reached) or ``diverged`` (a non-finite state). A status is always
-reported; nothing is silently NaN.
+:func:`iterate` solves ``F(s) = s`` for a batch of (initial state, parameter)
+rows in one compiled call. The default method is Newton on ``F(s) - s`` with
+the sympy Jacobian, safeguarded (:mod:`meanfield.solvers.newton`) so that it
+returns the fixed point the damped iteration from the same start converges
+to, with plain iteration (and a straight-orbit escape search) as the
+fallback; ``method="iteration"`` is the plain damped iteration alone.
+
+A status is always reported per row: ``ok`` (``max |F(s) - s| <= tol``: the
+residual, not the step, is judged), ``not_converged`` (``max_iter`` plain
+iterations without reaching it) or ``diverged`` (a non-finite state). Nothing
+is silently NaN, and a slow crawl is never reported ``ok``.
 """
 
 from __future__ import annotations
@@ -15,14 +21,18 @@ import numpy as np
 
 from .._codegen import njit
 from .._model import Model, SolveResult, System
+from .newton import STATUS, newton_driver
 
-__all__ = ["iterate", "solve_model", "STATUS"]
+__all__ = ["iterate", "solve_batch", "solve_model", "all_fixed_points", "STATUS", "METHODS"]
 
-STATUS = ("ok", "not_converged", "diverged")
+METHODS = ("newton", "iteration")
+PARALLEL_ROWS = 512
+"""Batches at least this large run over rows in parallel (numba prange)."""
 _DRIVERS: dict[str, object] = {}
 
 
 def _driver(system: System):
+    """The plain damped-iteration driver (``method="iteration"``)."""
     fn = system._fn("rhs")
     if fn.key in _DRIVERS:
         return _DRIVERS[fn.key]
@@ -68,6 +78,67 @@ def _driver(system: System):
     return out
 
 
+def _rows(system: System, state0, theta):
+    state0 = np.asarray(state0, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    shape = np.broadcast_shapes(state0.shape[:-1], theta.shape[:-1])
+    S0 = np.ascontiguousarray(
+        np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim)
+    )
+    TH = np.ascontiguousarray(
+        np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1])
+    )
+    return shape, S0, TH
+
+
+def solve_batch(
+    system: System,
+    state0: np.ndarray,
+    theta: np.ndarray,
+    *,
+    damping: float = 1.0,
+    tol: float = 1e-12,
+    max_iter: int = 100_000,
+    method: str = "newton",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed points from each start, batched; also returns the residuals.
+
+    Parameters are those of :func:`iterate`.
+
+    Returns
+    -------
+    state, iterations, status, residual
+        ``residual`` is ``max |F(s) - s|`` at the returned state (for
+        ``method="iteration"``: at the last iterate).
+    """
+    if system.kind != "map":
+        raise ValueError(f"iterate needs a 'map' system; got {system.kind!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    shape, S0, TH = _rows(system, state0, theta)
+    n = S0.shape[0]
+    S = np.empty_like(S0)
+    IT = np.zeros(n, dtype=np.int64)
+    ST = np.zeros(n, dtype=np.int64)
+    RES = np.zeros(n)
+    if method == "newton":
+        drv = newton_driver(system, parallel=n >= PARALLEL_ROWS)
+        drv(S0, TH, float(damping), float(tol), int(max_iter), True, S, IT, ST, RES)
+    else:
+        _driver(system)(S0, TH, float(damping), float(tol), int(max_iter), S, IT, ST)
+        if n:
+            F = system.evaluate("rhs", S, TH)
+            RES = np.max(np.abs(F - S), axis=-1)
+            RES = np.where(np.isfinite(RES), RES, np.inf)
+    status = np.array(STATUS, dtype=object)[ST]
+    return (
+        S.reshape(shape + (system.dim,)),
+        IT.reshape(shape),
+        status.reshape(shape),
+        RES.reshape(shape),
+    )
+
+
 def iterate(
     system: System,
     state0: np.ndarray,
@@ -76,8 +147,9 @@ def iterate(
     damping: float = 1.0,
     tol: float = 1e-12,
     max_iter: int = 100_000,
+    method: str = "newton",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Iterate ``s <- damping F(s) + (1 - damping) s`` to a fixed point, batched.
+    """Fixed point of ``s <- damping F(s) + (1 - damping) s`` from each start, batched.
 
     Parameters
     ----------
@@ -88,33 +160,24 @@ def iterate(
         Broadcast against ``state0``'s leading dimensions.
     damping : float in (0, 1]
     tol : float
-        Convergence threshold on ``max |s_{t+1} - s_t|``.
+        Convergence threshold on the residual ``max |F(s) - s|``.
     max_iter : int
+        Plain (fallback) iterations allowed.
+    method : {'newton', 'iteration'}
+        Safeguarded Newton (default; the same branch as the iteration,
+        :mod:`meanfield.solvers.newton`) or the plain damped iteration.
 
     Returns
     -------
     state : array (..., dim)
     iterations : int array (...)
+        Map iterations (plain steps, plus one for an accepted Newton solve).
     status : str array (...) with entries of :data:`STATUS`
     """
-    if system.kind != "map":
-        raise ValueError(f"iterate needs a 'map' system; got {system.kind!r}")
-    state0 = np.asarray(state0, dtype=float)
-    theta = np.asarray(theta, dtype=float)
-    shape = np.broadcast_shapes(state0.shape[:-1], theta.shape[:-1])
-    S0 = np.ascontiguousarray(
-        np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim)
+    S, IT, ST, _ = solve_batch(
+        system, state0, theta, damping=damping, tol=tol, max_iter=max_iter, method=method
     )
-    TH = np.ascontiguousarray(
-        np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1])
-    )
-    n = S0.shape[0]
-    S = np.empty_like(S0)
-    IT = np.zeros(n, dtype=np.int64)
-    ST = np.zeros(n, dtype=np.int64)
-    _driver(system)(S0, TH, float(damping), float(tol), int(max_iter), S, IT, ST)
-    status = np.array(STATUS, dtype=object)[ST]
-    return S.reshape(shape + (system.dim,)), IT.reshape(shape), status.reshape(shape)
+    return S, IT, ST
 
 
 def solve_model(model: Model, init: str | None = None) -> SolveResult:
@@ -131,10 +194,11 @@ def solve_model(model: Model, init: str | None = None) -> SolveResult:
     names = inits if init in inits else [init]
     s0 = np.stack([model.initial_state(i) for i in names])
     opts = model.solver_options()
-    S, IT, ST = iterate(system, s0, theta, **opts)
+    S, IT, ST, RES = solve_batch(system, s0, theta, **opts)
     k = names.index(init)
     state = S[k]
     values = model.observables(state)
+    values["residual"] = float(RES[k])
     if system.potential is not None:
         values["free_energy"] = float(system.evaluate("potential", state, theta))
     if len(names) > 1:
@@ -174,7 +238,7 @@ def all_fixed_points(model: Model, starts: int = 48, tol: float = 1e-11) -> list
     )
     hi = model.initial_state(model.inits[-1])
     found: list[np.ndarray] = []
-    S, _, ST = iterate(
+    S, _, ST, _ = solve_batch(
         system,
         np.stack([model.initial_state(i) for i in model.inits]),
         theta,
