@@ -303,8 +303,10 @@ class Model(ABC):
 
         return find_threshold(self, param=param, kind=kind, lo=lo, hi=hi)
 
-    def simulation_bytes(self, size: int, trials: int) -> int:
+    def simulation_bytes(self, size: int, trials: int, **engine: Any) -> int:
         """Memory the simulator needs for ``trials`` instances of ``size`` (0: negligible).
+
+        ``engine`` holds the simulator options of the run (e.g. ``dtype``).
 
         :func:`meanfield.sims.simulate` refuses a run that would not fit in the
         machine's available memory before allocating anything.

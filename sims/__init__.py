@@ -164,12 +164,9 @@ def simulate(
         raise ParamError("seed", "an integer in [0, inf)", seed)
     fn = simulator_for(model)
     check_backend(backend)
-    mem_kw = {"dtype": kw["dtype"]} if "dtype" in kw and isinstance(kw["dtype"], str) else {}
     try:
-        needed = model.simulation_bytes(int(size), int(trials), **mem_kw)
-    except TypeError:
-        needed = model.simulation_bytes(int(size), int(trials))
-    except (ValueError, OverflowError):
-        needed = 1 << 80
+        needed = model.simulation_bytes(int(size), int(trials), **kw)
+    except (TypeError, ValueError, OverflowError):  # a bad option: the engine refuses it
+        needed = 0
     check_memory(needed, size=int(size), trials=int(trials))
     return fn(model, size=int(size), trials=int(trials), seed=int(seed), backend=backend, **kw)

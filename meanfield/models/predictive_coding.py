@@ -336,7 +336,7 @@ class PredictiveCoding(Model):
         return test
 
     # -- simulation -----------------------------------------------------------
-    def simulation_bytes(self, size: int, trials: int) -> int:
+    def simulation_bytes(self, size: int, trials: int, **engine: Any) -> int:
         """State, noise chunk and (for g > 0) the disorder matrices."""
         per_trial = 8 * size * 8
         dense = 8 * size * size * (trials if self["g"] > 0 else 0)

@@ -306,7 +306,9 @@ class Tensor(Model):
         diag = np.einsum("...ss->...s", mats).mean(axis=-1)
         return {"overlap": mats.tolist(), "mse": (rho - diag).tolist()}
 
-    def simulation_bytes(self, size: int, trials: int, dtype: str = "float64") -> int:
+    def simulation_bytes(
+        self, size: int, trials: int, dtype: str = "float64", **engine: Any
+    ) -> int:
         """The sampled tensors (``trials`` of them in ``dtype``) plus one trial's
         float64 sampling temporaries (planted outer product, noise, sum)."""
         dims = [max(1, int(round(n * size))) for n in self.shape]
