@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_point",
     "fixed_points",
     "phase",
+    "branch",
     "ParamError",
 ]
 
@@ -145,6 +146,25 @@ def phase(
         floats = ", ".join(k for k, p in m.params.items() if p.kind == "float")
         raise ParamError("x", f"a float parameter of {model} ({floats})", x)
     return phase_diagram(m, x, xs, y=y, ys=ys)
+
+
+def branch(
+    model: str,
+    params: dict[str, Any] | None = None,
+    *,
+    param: str,
+    lo: float,
+    hi: float,
+) -> dict[str, Any]:
+    """Fixed-point branches in ``param`` over ``[lo, hi]`` by pseudo-arclength continuation.
+
+    Returns ``{"param", "points": [{"branch", "value", "state", "stable",
+    "free_energy", <observables>}, ...], "folds": [values], "bifurcations",
+    "crossings", "status"}`` (:func:`meanfield.solvers.continuation.branch_report`).
+    """
+    from .solvers.continuation import branch_report
+
+    return branch_report(build(model, params), param, lo, hi)
 
 
 def evaluate_point(

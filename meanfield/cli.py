@@ -617,6 +617,47 @@ def figure_cmd(
         _emit_kv(paths)
 
 
+# -- branch (continuation) -----------------------------------------------------------
+@app.command("branch")
+@_guard
+def branch_cmd(
+    model: ModelArg,
+    param: Annotated[str, typer.Option("--param", help="the continuation parameter")],
+    range_: Annotated[
+        str, typer.Option("--range", metavar="LO:HI", help="parameter range, e.g. 0.01:1")
+    ],
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fixed-point branches by pseudo-arclength continuation: stability, folds, crossings."""
+    params = parse_sets(sets)
+    try:
+        lo, hi = (float(v) for v in range_.split(":"))
+    except ValueError:
+        raise BadInput(f"--range must be LO:HI (two numbers); got {range_!r}") from None
+    if not lo < hi:
+        raise BadInput(f"--range needs LO below HI; got {range_!r}")
+    with _quiet_stdout():
+        res = _api().branch(model, params, param=param, lo=lo, hi=hi)
+    if as_json:
+        _emit_json(res)
+        return
+    rows = [
+        [
+            str(p["branch"]),
+            _fmt(p["value"]),
+            _fmt(p.get("overlap", p["state"])),
+            "stable" if p["stable"] else "unstable",
+            _fmt(p["free_energy"]),
+        ]
+        for p in res["points"]
+    ]
+    _emit_table(["branch", param, "overlap", "stability", "free_energy"], rows)
+    typer.echo(f"folds: {_fmt(res['folds'])}")
+    typer.echo(f"crossings: {_fmt(res['crossings'])}")
+    typer.echo(f"status: {res['status']}")
+
+
 # -- entry point ----------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; usage errors become one line and status 2."""

@@ -1,0 +1,845 @@
+"""Pseudo-arclength continuation of fixed-point branches, folds located exactly.
+
+For a declared system (a ``map`` ``s <- F(s, theta)`` or a ``flow``
+``ds/dt = F(s, theta)``) the fixed points solve ``G(s, v) = 0`` with
+``G = F - s`` (map) or ``G = F`` (flow), where ``v`` is one model parameter and
+``theta(v)`` the system's parameter vector along it (:class:`ParamPath`). As in
+AUTO-07p, MatCont and BifurcationKit.jl (Keller's pseudo-arclength method;
+Allgower & Georg, *Introduction to Numerical Continuation Methods*, §2):
+
+* the branch is the curve ``z(a) = (s, x)`` in the extended space (``x`` the
+  continuation coordinate: ``v`` or ``log v``, rescaled to ``[0, 1]`` over the
+  range), followed by an Euler predictor along the tangent ``tau`` (the null
+  vector of ``[G_s | G_x]`` oriented by the previous tangent) and a Newton
+  corrector on ``G(z) = 0, tau . (z - z_pred) = 0``, with step-size control;
+  it passes through folds, so the unstable middle segment of an S-shaped
+  branch is traced like the stable ones;
+* stability along the branch comes from the eigenvalues of the sympy
+  Jacobian ``J = dF/ds`` (map: spectral radius below one; flow: real parts
+  below zero);
+* a **fold** (saddle-node) is a sign change of the tangent's ``x`` component;
+  it is refined by Newton on the bordered extended system ``G(s, v) = 0,
+  g(s, v) = 0`` (Govaerts, *Numerical Methods for Bifurcations of Dynamical
+  Equilibria*, §3.2: ``g`` is the last component of the solution of the
+  bordered system ``[[G_s, b], [c^T, 0]] (w, g) = (0, 1)``, zero exactly where
+  ``G_s`` is singular), converging quadratically to the fold;
+* a **branch point** (a sign change of ``det G_s`` without a fold, e.g. the BBP
+  point where the informative branch leaves the uninformative one) and any
+  other change of stability are refined by Brent's method on the stability
+  margin along the branch.
+
+Exact and approximate derivatives: ``G``, ``G_s`` (the sympy Jacobian) and the
+free energy are the compiled sympy expressions, and every reported point is
+defined by their residuals alone. The parameter column ``G_v`` is the compiled
+sympy derivative ``dF/dtheta . dtheta/dv`` (``param_derivative="sympy"``, the
+default for closed-form systems) or, for systems whose expressions hold
+quadratures (where compiling one more Jacobian costs tens of seconds), a central
+difference of the compiled ``F`` along the path (error ~ 1e-11); likewise the
+gradient of the bordered test function uses central differences of the sympy
+Jacobian. Both enter Newton matrices only: they change the convergence rate,
+never the root.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .. import _codegen
+from .._model import Model, System
+from .._params import ParamError
+
+__all__ = [
+    "ParamPath",
+    "Branch",
+    "Continuation",
+    "continue_branches",
+    "trace_branch",
+    "refine_fold",
+    "branch_report",
+]
+
+TOL = 1e-12
+"""Residual (max-norm of ``G``) at which a corrector is converged."""
+H0, HMAX, HMIN = 0.01, 0.04, 1e-9
+MAX_POINTS = 4000
+
+_PARAM_JAC: dict[str, object] = {}
+
+
+# -- the parameter path -----------------------------------------------------------------
+@dataclass
+class ParamPath:
+    """``theta(v)`` of ``model``'s system along the parameter ``param`` on ``[lo, hi]``.
+
+    ``theta`` is affine in ``v`` for the usual axes (``delta``, a prior mean, a
+    sparsity): then it is ``t0 + v t1`` exactly; otherwise each value comes from
+    ``model.replace(param=v).theta()``. The continuation coordinate is
+    ``x = (c(v) - c(lo)) / (c(hi) - c(lo))`` with ``c = log`` on a positive
+    range spanning more than a decade (``log=True``) and ``c = id`` otherwise.
+    """
+
+    model: Model
+    param: str
+    lo: float
+    hi: float
+    log: bool
+    system: System
+    t0: np.ndarray | None = None
+    t1: np.ndarray | None = None
+
+    @classmethod
+    def make(cls, model: Model, param: str, lo: float, hi: float, log: bool | None = None):
+        spec = model.params.get(param)
+        if spec is None or spec.kind != "float" or spec.per_mode and _is_tuple(model[param]):
+            floats = ", ".join(k for k, p in model.params.items() if p.kind == "float")
+            raise ParamError("param", f"a float parameter of {model.name} ({floats})", param)
+        lo, hi = float(lo), float(hi)
+        spec.validate(lo)
+        spec.validate(hi)
+        if not lo < hi:
+            raise ParamError("lo", f"a value below hi={hi}", lo)
+        if log is None:
+            log = lo > 0 and hi / lo > 10.0
+        system = model.system()
+        ends = [model.replace(**{param: v}) for v in (lo, 0.5 * (lo + hi), hi)]
+        for m in ends:
+            if m.system() is not system:
+                raise ParamError(
+                    param, "a parameter that leaves the model's structure unchanged", param
+                )
+        th = [m.theta() for m in ends]
+        path = cls(model, param, lo, hi, bool(log), system)
+        t1 = (th[2] - th[0]) / (hi - lo)
+        t0 = th[0] - lo * t1
+        scale = 1.0 + np.abs(th).max()
+        if np.max(np.abs(t0 + 0.5 * (lo + hi) * t1 - th[1])) <= 1e-13 * scale:
+            path.t0, path.t1 = t0, t1
+        return path
+
+    @property
+    def affine(self) -> bool:
+        return self.t0 is not None
+
+    def _c(self, v):
+        return np.log(v) if self.log else v
+
+    def v_of(self, x):
+        c0, c1 = self._c(self.lo), self._c(self.hi)
+        c = c0 + np.asarray(x, dtype=float) * (c1 - c0)
+        return np.exp(c) if self.log else c
+
+    def x_of(self, v):
+        c0, c1 = self._c(self.lo), self._c(self.hi)
+        return (self._c(np.asarray(v, dtype=float)) - c0) / (c1 - c0)
+
+    def dv_dx(self, x):
+        c0, c1 = self._c(self.lo), self._c(self.hi)
+        return (c1 - c0) * (self.v_of(x) if self.log else 1.0)
+
+    def theta(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        if self.affine:
+            return self.t0 + v[..., None] * self.t1
+        flat = [self.model.replace(**{self.param: float(a)}).theta() for a in v.reshape(-1)]
+        return np.array(flat).reshape(v.shape + (len(self.system.params),))
+
+    def dtheta(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        if self.affine:
+            return np.broadcast_to(self.t1, v.shape + self.t1.shape)
+        h = 1e-6 * (1.0 + np.abs(v))
+        return (self.theta(v + h) - self.theta(v - h)) / (2 * h[..., None])
+
+
+def _is_tuple(v) -> bool:
+    return isinstance(v, tuple) and len(set(v)) > 1
+
+
+# -- compiled pieces -------------------------------------------------------------------
+def _has_quadrature(system: System) -> bool:
+    from .._symbols import GaussExpect, GaussExpectN, Template
+
+    return any(sp.sympify(e).atoms(GaussExpect, GaussExpectN, Template) for e in system.rhs)
+
+
+def _param_jacobian(system: System):
+    """``dF/dtheta`` derived by sympy, compiled (cached per system)."""
+    key = system._fn("rhs").key
+    if key not in _PARAM_JAC:
+        jac = sp.Matrix(system.rhs).jacobian(sp.Matrix(system.params))
+        _PARAM_JAC[key] = _codegen.scalar_function(
+            list(jac), [*system.state, *system.params], name="dparams"
+        )
+    return _PARAM_JAC[key]
+
+
+class _Eval:
+    """``G``, ``G_s`` and ``G_x`` of a system along a :class:`ParamPath`."""
+
+    def __init__(self, path: ParamPath, param_derivative: str | None = None):
+        self.path = path
+        self.sys = path.system
+        self.map = self.sys.kind == "map"
+        self.d = self.sys.dim
+        if param_derivative is None:
+            param_derivative = "difference" if _has_quadrature(self.sys) else "sympy"
+        if param_derivative not in ("sympy", "difference"):
+            raise ValueError("param_derivative must be 'sympy' or 'difference'")
+        self.exact = param_derivative == "sympy"
+        self.nev = 0
+
+    def F(self, s, x):
+        self.nev += 1
+        return self.sys.evaluate("rhs", s, self.path.theta(self.path.v_of(x)))
+
+    def G(self, s, x):
+        f = self.F(s, x)
+        return f - s if self.map else f
+
+    def J(self, s, x):
+        return self.sys.evaluate("jacobian", s, self.path.theta(self.path.v_of(x)))
+
+    def A(self, s, x):
+        j = self.J(s, x)
+        return j - np.eye(self.d) if self.map else j
+
+    def Gx(self, s, x):
+        p = self.path
+        v = p.v_of(x)
+        if self.exact:
+            fn = _param_jacobian(self.sys)
+            th = p.theta(v)
+            s_ = np.asarray(s, dtype=float)
+            cols = [s_[..., i] for i in range(self.d)] + [th[..., j] for j in range(th.shape[-1])]
+            out = np.stack(_codegen.evaluate(fn, *cols), axis=-1)
+            dF = out.reshape(out.shape[:-1] + (self.d, len(self.sys.params)))
+            return (dF @ p.dtheta(v)[..., None])[..., 0] * p.dv_dx(x)
+        h = 1e-5
+        return (self.F(s, x + h) - self.F(s, x - h)) / (2 * h)
+
+    def margin(self, s, x) -> float:
+        """Negative when stable: ``rho(J) - 1`` (map), ``max Re eig J`` (flow)."""
+        ev = np.linalg.eigvals(self.J(s, x))
+        return float(np.max(np.abs(ev)) - 1.0 if self.map else np.max(ev.real))
+
+    def potential(self, s, x) -> float:
+        if self.sys.potential is None:
+            return float("nan")
+        return float(self.sys.evaluate("potential", s, self.path.theta(self.path.v_of(x))))
+
+
+def _tangent(A, gx, prev):
+    """Unit null vector of ``[A | gx]``, oriented along ``prev``."""
+    d = A.shape[0]
+    M = np.zeros((d + 1, d + 1))
+    M[:d, :d] = A
+    M[:d, d] = gx
+    M[d] = prev
+    rhs = np.zeros(d + 1)
+    rhs[d] = 1.0
+    try:
+        t = np.linalg.solve(M, rhs)
+    except np.linalg.LinAlgError:
+        _, _, vt = np.linalg.svd(M[:d])
+        t = vt[-1]
+    if not np.all(np.isfinite(t)):
+        _, _, vt = np.linalg.svd(M[:d])
+        t = vt[-1]
+    t = t / np.linalg.norm(t)
+    return t if t @ prev >= 0 else -t
+
+
+def _natural(ev: _Eval, s, x, tol=TOL, steps=30):
+    """Newton on ``G(s, x) = 0`` at fixed ``x``; (state, converged)."""
+    s = np.array(s, dtype=float)
+    for _ in range(steps):
+        g = ev.G(s, x)
+        if not np.all(np.isfinite(g)):
+            return s, False
+        if np.max(np.abs(g)) <= tol:
+            return s, True
+        try:
+            s = s - np.linalg.solve(ev.A(s, x), g)
+        except np.linalg.LinAlgError:
+            return s, False
+    return s, bool(np.max(np.abs(ev.G(s, x))) <= tol)
+
+
+def _corrector(ev: _Eval, zp, tau, tol=TOL, steps=10):
+    """Newton on ``G(z) = 0, tau . (z - zp) = 0``; (z, converged, iterations)."""
+    d = ev.d
+    z = zp.copy()
+    M = np.zeros((d + 1, d + 1))
+    M[d] = tau
+    rhs = np.zeros(d + 1)
+    for k in range(steps):
+        s, x = z[:d], z[d]
+        g = ev.G(s, x)
+        if not np.all(np.isfinite(g)):
+            return z, False, k
+        res = np.max(np.abs(g))
+        if res <= tol and k > 0:
+            return z, True, k
+        M[:d, :d] = ev.A(s, x)
+        M[:d, d] = ev.Gx(s, x)
+        rhs[:d] = -g
+        rhs[d] = -(tau @ (z - zp))
+        try:
+            dz = np.linalg.solve(M, rhs)
+        except np.linalg.LinAlgError:
+            return z, False, k
+        z = z + dz
+        if res <= tol and np.max(np.abs(dz)) < 1e-14:
+            return z, True, k + 1
+    g = ev.G(z[:d], z[d])
+    return z, bool(np.all(np.isfinite(g)) and np.max(np.abs(g)) <= tol), steps
+
+
+# -- branches --------------------------------------------------------------------------
+@dataclass
+class Branch:
+    """One traced curve of fixed points.
+
+    Attributes
+    ----------
+    values : array (n,)
+        Parameter values along the curve (in arclength order).
+    states : array (n, dim)
+    stable : bool array (n,)
+    margin : array (n,)
+        Stability margin (negative when stable).
+    free_energy : array (n,)
+        The declared potential (NaN without one).
+    det_sign : array (n,)
+        Sign of ``det G_s``.
+    tangent_x : array (n,)
+        The parameter component of the unit tangent.
+    end : str
+        Why tracing stopped: ``range``, ``domain``, ``closed``, ``step_failed``, ``max_points``.
+    """
+
+    values: np.ndarray
+    states: np.ndarray
+    stable: np.ndarray
+    margin: np.ndarray
+    free_energy: np.ndarray
+    det_sign: np.ndarray
+    tangent_x: np.ndarray
+    x: np.ndarray
+    end: str = "range"
+
+
+@dataclass
+class Continuation:
+    """All branches traced over a parameter range, with folds and bifurcations."""
+
+    path: ParamPath
+    branches: list[Branch]
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    bifurcations: list[dict[str, Any]] = field(default_factory=list)
+    crossings: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: int = 0
+
+
+def _lower_bounds(model: Model) -> np.ndarray | None:
+    """Bayes-optimal overlaps obey ``M_aa >= E[x_a]^2`` (Nishimori: ``M = E[xhat^2]``).
+
+    Models with an ``uninformative_state`` get this physical domain (the
+    diagonal entries of rank-``r`` overlap matrices); a model may declare its
+    own ``state_lower_bounds()``.
+    """
+    if hasattr(model, "state_lower_bounds"):
+        return np.asarray(model.state_lower_bounds(), dtype=float)
+    if not hasattr(model, "uninformative_state"):
+        return None
+    u = np.asarray(model.uninformative_state(), dtype=float)
+    r = int(getattr(model, "rank", 1) or 1)
+    if r == 1:
+        return u
+    from ..vector_prior import upper_pairs
+
+    pairs = upper_pairs(r)
+    diag = np.array([s == t for s, t in pairs] * (len(u) // len(pairs)))
+    return np.where(diag, u, -np.inf)
+
+
+def trace_branch(
+    ev: _Eval,
+    s0: np.ndarray,
+    x0: float,
+    direction: float,
+    *,
+    lower: np.ndarray | None = None,
+    h0: float = H0,
+    hmax: float = HMAX,
+    max_points: int = MAX_POINTS,
+) -> Branch:
+    """Follow the branch through ``(s0, x0)`` (a fixed point) towards ``direction``.
+
+    ``direction`` is the sign of the initial change of ``x``. Tracing stops at
+    the ends of the range (the last point is landed exactly on ``x = 0`` or
+    ``x = 1``), when the state leaves the physical domain (``s >= lower``),
+    when the curve closes, or when the step size falls below ``HMIN``.
+    """
+    d = ev.d
+    z = np.concatenate([np.asarray(s0, dtype=float), [float(x0)]])
+    prev = np.zeros(d + 1)
+    prev[d] = direction
+    tau = _tangent(ev.A(z[:d], z[d]), ev.Gx(z[:d], z[d]), prev)
+    pts, taus = [z.copy()], [tau.copy()]
+    h = h0
+    end = "max_points"
+    dom_tol = 1e-9
+    while len(pts) < max_points:
+        zp = z + h * tau
+        zn, ok, nit = _corrector(ev, zp, tau)
+        if ok:
+            A = ev.A(zn[:d], zn[d])
+            tn = _tangent(A, ev.Gx(zn[:d], zn[d]), tau)
+            # reject a step that turns too sharply (branch switching, big curvature)
+            if tn @ tau < 0.95 or np.linalg.norm(zn - z) > 2.5 * h:
+                ok = False
+        if not ok:
+            h *= 0.5
+            if h < HMIN:
+                end = "step_failed"
+                break
+            continue
+        xn = zn[d]
+        if xn < 0.0 or xn > 1.0:
+            xb = 0.0 if xn < 0.0 else 1.0
+            # land exactly on the end of the range (secant guess, then Newton at fixed x)
+            w = (xb - z[d]) / (xn - z[d]) if xn != z[d] else 1.0
+            guess = z[:d] + w * (zn[:d] - z[:d])
+            sb, conv = _natural(ev, guess, xb)
+            if conv and (lower is None or np.all(sb >= lower - dom_tol)):
+                zb = np.concatenate([sb, [xb]])
+                pts.append(zb)
+                taus.append(_tangent(ev.A(sb, xb), ev.Gx(sb, xb), tau))
+            end = "range"
+            break
+        if lower is not None and np.any(zn[:d] < lower - dom_tol):
+            end = "domain"
+            break
+        z, tau = zn, tn
+        pts.append(z.copy())
+        taus.append(tau.copy())
+        if len(pts) > 8 and np.linalg.norm(z - pts[0]) < 0.5 * h:
+            end = "closed"
+            break
+        if nit <= 3:
+            h = min(1.5 * h, hmax)
+    P = np.array(pts)
+    T = np.array(taus)
+    S, X = P[:, :d], P[:, d]
+    margin = np.array([ev.margin(s, x) for s, x in zip(S, X, strict=True)])
+    dets = np.array([np.sign(np.linalg.det(ev.A(s, x))) for s, x in zip(S, X, strict=True)])
+    phi = np.array([ev.potential(s, x) for s, x in zip(S, X, strict=True)])
+    return Branch(
+        values=ev.path.v_of(X),
+        states=S,
+        stable=margin < 0,
+        margin=margin,
+        free_energy=phi,
+        det_sign=dets,
+        tangent_x=T[:, d],
+        x=X,
+        end=end,
+    )
+
+
+# -- bifurcation points ------------------------------------------------------------------
+def _bordered(A):
+    """The bordered test function ``g`` of ``A`` and the vectors it needs."""
+    u, _, vt = np.linalg.svd(A)
+    b, c = u[:, -1], vt[-1]
+    d = A.shape[0]
+    M = np.zeros((d + 1, d + 1))
+    M[:d, :d] = A
+    M[:d, d] = b
+    M[d, :d] = c
+    rhs = np.zeros(d + 1)
+    rhs[d] = 1.0
+    wg = np.linalg.solve(M, rhs)
+    vh = np.linalg.solve(M.T, rhs)
+    return wg[d], wg[:d], vh[:d]
+
+
+def refine_fold(ev: _Eval, s, x, tol: float = TOL, steps: int = 40):
+    """Newton on the bordered extended system ``G = 0, g = 0`` from ``(s, x)``.
+
+    Returns ``(state, x, converged)``. The gradient of ``g`` is
+    ``dg/dz_k = -vh^T (dA/dz_k) w`` (Govaerts 2000, Prop. 3.2.1) with ``dA/dz_k``
+    a central difference of the sympy Jacobian.
+    """
+    d = ev.d
+    z = np.concatenate([np.asarray(s, dtype=float), [float(x)]])
+    N = np.zeros((d + 1, d + 1))
+    for _ in range(steps):
+        s_, x_ = z[:d], z[d]
+        G = ev.G(s_, x_)
+        A = ev.A(s_, x_)
+        try:
+            g, w, vh = _bordered(A)
+        except np.linalg.LinAlgError:
+            return z[:d], z[d], False
+        grad = np.empty(d + 1)
+        for k in range(d + 1):
+            hk = 1e-6 * (1.0 + abs(z[k]))
+            zp, zm = z.copy(), z.copy()
+            zp[k] += hk
+            zm[k] -= hk
+            dA = (ev.A(zp[:d], zp[d]) - ev.A(zm[:d], zm[d])) / (2 * hk)
+            grad[k] = -vh @ dA @ w
+        N[:d, :d] = A
+        N[:d, d] = ev.Gx(s_, x_)
+        N[d] = grad
+        rhs = -np.concatenate([G, [g]])
+        try:
+            dz = np.linalg.solve(N, rhs)
+        except np.linalg.LinAlgError:
+            return z[:d], z[d], False
+        if not np.all(np.isfinite(dz)):
+            return z[:d], z[d], False
+        z = z + dz
+        if np.max(np.abs(dz)) <= 1e-15 * (1.0 + np.max(np.abs(z))):
+            break
+    G = ev.G(z[:d], z[d])
+    g = _bordered(ev.A(z[:d], z[d]))[0]
+    conv = bool(np.max(np.abs(G)) <= 10 * tol and abs(g) <= 1e-8)
+    return z[:d], z[d], conv
+
+
+def _on_branch(ev: _Eval, br: Branch, i: int, x: float):
+    """The fixed point at ``x`` near point ``i`` of ``br`` (Newton at fixed x)."""
+    j = i + 1 if i + 1 < len(br.x) else i
+    xa, xb = br.x[i], br.x[j]
+    w = 0.0 if xb == xa else (x - xa) / (xb - xa)
+    guess = br.states[i] + w * (br.states[j] - br.states[i])
+    return _natural(ev, guess, x)
+
+
+def _refine_margin(ev: _Eval, br: Branch, i: int) -> tuple[float, np.ndarray] | None:
+    """The stability change between points ``i`` and ``i + 1`` by Brent on the margin."""
+    from scipy.optimize import brentq
+
+    def f(x):
+        s, ok = _on_branch(ev, br, i, x)
+        return ev.margin(s, x) if ok else np.nan
+
+    a, b = br.x[i], br.x[i + 1]
+    fa, fb = f(a), f(b)
+    if not (np.isfinite(fa) and np.isfinite(fb)) or fa * fb > 0:
+        return None
+    if fa == 0:
+        xr = a
+    elif fb == 0:
+        xr = b
+    else:
+        xr = brentq(f, min(a, b), max(a, b), xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    s, _ = _on_branch(ev, br, i, xr)
+    return float(xr), s
+
+
+def _detect(ev: _Eval, branches: list[Branch], lower):
+    folds, bifs = [], []
+    for k, br in enumerate(branches):
+        n = len(br.x)
+        for i in range(n - 1):
+            tx0, tx1 = br.tangent_x[i], br.tangent_x[i + 1]
+            if tx0 * tx1 < 0:
+                j = i if abs(tx0) < abs(tx1) else i + 1
+                s, x, ok = refine_fold(ev, br.states[j], br.x[j])
+                near = min(br.x[i], br.x[i + 1]) - 0.05 <= x <= max(br.x[i], br.x[i + 1]) + 0.05
+                if not (ok and near):
+                    s, x, ok = br.states[j], br.x[j], False
+                folds.append(
+                    {
+                        "value": float(ev.path.v_of(x)),
+                        "x": float(x),
+                        "state": s,
+                        "branch": k,
+                        "index": i,
+                        "status": "ok" if ok else "not_converged",
+                        "stable_side": "none",
+                    }
+                )
+            elif br.stable[i] != br.stable[i + 1]:
+                r = _refine_margin(ev, br, i)
+                if r is None:
+                    continue
+                x, s = r
+                kind = "branch_point" if br.det_sign[i] != br.det_sign[i + 1] else "stability"
+                bifs.append(
+                    {
+                        "value": float(ev.path.v_of(x)),
+                        "x": x,
+                        "state": s,
+                        "branch": k,
+                        "index": i,
+                        "kind": kind,
+                        "status": "ok",
+                    }
+                )
+    # fold's stable side by comparing the two arms of the fold on the branch
+    for f in folds:
+        br = branches[f["branch"]]
+        i = f["index"]
+        lo_i = max(i - 3, 0)
+        hi_i = min(i + 4, len(br.x) - 1)
+        arm_a = br.states[lo_i : i + 1]
+        arm_b = br.states[i + 1 : hi_i + 1]
+        st_a = br.stable[lo_i : i + 1]
+        st_b = br.stable[i + 1 : hi_i + 1]
+        if st_a.any() and not st_b.any():
+            f["stable_side"] = "upper" if arm_a.sum(1).mean() > arm_b.sum(1).mean() else "lower"
+        elif st_b.any() and not st_a.any():
+            f["stable_side"] = "upper" if arm_b.sum(1).mean() > arm_a.sum(1).mean() else "lower"
+        else:
+            f["stable_side"] = "none"
+    return folds, bifs
+
+
+# -- driver ------------------------------------------------------------------------------
+def _seeds(model: Model, path: ParamPath, v: float) -> list[np.ndarray]:
+    """Stable fixed points at ``v`` from every declared initialisation."""
+    from .fixed_point import solve_batch
+
+    m = model.replace(**{path.param: float(v)})
+    inits = list(getattr(m, "inits", ()))
+    if inits:
+        s0 = np.stack([m.initial_state(i) for i in inits])
+        S, _, ST, _ = solve_batch(path.system, s0, m.theta(), **m.solver_options())
+        return [s for s, st in zip(S, ST, strict=True) if st == "ok"]
+    res = m.solve()
+    return [np.asarray(res.state, dtype=float)] if res.status == "ok" else []
+
+
+def _covered(branches: list[Branch], s: np.ndarray, x: float, tol: float = 1e-7) -> bool:
+    for br in branches:
+        near = np.abs(br.x - x) <= 1e-12
+        if near.any() and np.min(np.max(np.abs(br.states[near] - s), axis=1)) < tol:
+            return True
+    return False
+
+
+def continue_branches(
+    model: Model,
+    param: str,
+    lo: float,
+    hi: float,
+    *,
+    log: bool | None = None,
+    param_derivative: str | None = None,
+    hmax: float = HMAX,
+    extra_seeds: list[tuple[float, np.ndarray]] | None = None,
+) -> Continuation:
+    """Every branch reachable from the stable fixed points at ``lo`` and ``hi``.
+
+    The stable fixed points from each declared initialisation at both ends of
+    the range seed the continuation (from ``lo`` upwards, then from ``hi``
+    downwards for those not already on a traced branch); each branch is traced
+    through its folds, so S-shaped branches come with their unstable middle
+    segment. Folds are refined by the bordered Newton method, stability changes
+    by Brent's method on the stability margin, and information crossings
+    (equal free energy of two stable branches) by Brent's method on the
+    free-energy difference.
+
+    Parameters
+    ----------
+    model : Model
+        Any model whose :meth:`~meanfield.Model.system` is a map or a flow.
+    param : str
+        A float parameter that leaves the system's structure unchanged.
+    lo, hi : float
+        The range.
+    log : bool, optional
+        Continue in ``log(param)`` (default: positive ranges over a decade).
+    param_derivative : {'sympy', 'difference'}, optional
+        How ``dG/dparam`` is obtained (see the module docstring).
+    hmax : float
+        Largest arclength step (the range is rescaled to unit length).
+    extra_seeds : list of (value, state), optional
+        More fixed points to continue from (e.g. an isolated branch).
+    """
+    path = ParamPath.make(model, param, lo, hi, log=log)
+    ev = _Eval(path, param_derivative)
+    lower = _lower_bounds(model)
+    branches: list[Branch] = []
+    seeds = [(0.0, s, +1.0) for s in _seeds(model, path, lo)]
+    seeds += [(1.0, s, -1.0) for s in _seeds(model, path, hi)]
+    for v, s in extra_seeds or []:
+        x = float(path.x_of(v))
+        seeds += [(x, np.asarray(s, float), +1.0), (x, np.asarray(s, float), -1.0)]
+    for x0, s0, direction in seeds:
+        s0, ok = _natural(ev, s0, x0)
+        if not ok or _covered(branches, s0, x0):
+            continue
+        if lower is not None and np.any(s0 < lower - 1e-9):
+            continue
+        br = trace_branch(ev, s0, x0, direction, lower=lower, hmax=hmax)
+        if 0.0 < x0 < 1.0:  # an interior seed: trace the other way too and join
+            back = trace_branch(ev, s0, x0, -direction, lower=lower, hmax=hmax)
+            br = _join(back, br)
+        branches.append(br)
+    folds, bifs = _detect(ev, branches, lower)
+    out = Continuation(path, branches, folds, bifs)
+    out.crossings = information_crossings(ev, branches)
+    out.evaluations = ev.nev
+    return out
+
+
+def _join(back: Branch, fwd: Branch) -> Branch:
+    def rev(a):
+        return a[::-1]
+
+    kw = {}
+    for name in ("values", "states", "stable", "margin", "free_energy", "det_sign", "x"):
+        kw[name] = np.concatenate([rev(getattr(back, name))[:-1], getattr(fwd, name)])
+    kw["tangent_x"] = np.concatenate([-rev(back.tangent_x)[:-1], fwd.tangent_x])
+    return Branch(end=fwd.end, **kw)
+
+
+# -- stable segments and information crossings -----------------------------------------
+@dataclass
+class Segment:
+    """A maximal run of stable points of one branch (``x`` monotone on it)."""
+
+    branch: int
+    start: int
+    stop: int  # inclusive
+
+    def xs(self, brs):
+        return brs[self.branch].x[self.start : self.stop + 1]
+
+
+def stable_segments(branches: list[Branch]) -> list[Segment]:
+    segs = []
+    for k, br in enumerate(branches):
+        i, n = 0, len(br.x)
+        while i < n:
+            if br.stable[i]:
+                j = i
+                while j + 1 < n and br.stable[j + 1] and br.tangent_x[j + 1] * br.tangent_x[i] > 0:
+                    j += 1
+                if j > i:
+                    segs.append(Segment(k, i, j))
+                i = j + 1
+            else:
+                i += 1
+    return segs
+
+
+def _seg_state(ev: _Eval, branches, seg: Segment, x: float):
+    br = branches[seg.branch]
+    xs = br.x[seg.start : seg.stop + 1]
+    order = np.argsort(xs)
+    xs_o = xs[order]
+    if not xs_o[0] - 1e-12 <= x <= xs_o[-1] + 1e-12:
+        return None, False
+    st = br.states[seg.start : seg.stop + 1][order]
+    guess = np.array([np.interp(x, xs_o, st[:, i]) for i in range(st.shape[1])])
+    return _natural(ev, guess, x)
+
+
+def information_crossings(ev: _Eval, branches: list[Branch]) -> list[dict[str, Any]]:
+    """Where two stable segments' free energies cross (Brent on the difference)."""
+    from scipy.optimize import brentq
+
+    if ev.sys.potential is None:
+        return []
+    segs = stable_segments(branches)
+    out = []
+    for a in range(len(segs)):
+        for b in range(a + 1, len(segs)):
+            A, B = segs[a], segs[b]
+            xa, xb = A.xs(branches), B.xs(branches)
+            lo_, hi_ = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+            if not hi_ > lo_:
+                continue
+            # distinct branches on the common interval?
+            sa, _ = _seg_state(ev, branches, A, 0.5 * (lo_ + hi_))
+            sb, _ = _seg_state(ev, branches, B, 0.5 * (lo_ + hi_))
+            if sa is None or sb is None or np.max(np.abs(sa - sb)) < 1e-7:
+                continue
+
+            def dphi(x, A=A, B=B):
+                s1, ok1 = _seg_state(ev, branches, A, x)
+                s2, ok2 = _seg_state(ev, branches, B, x)
+                if not (ok1 and ok2):
+                    return np.nan
+                return ev.potential(s1, x) - ev.potential(s2, x)
+
+            grid = np.linspace(lo_, hi_, 9)
+            vals = np.array([dphi(x) for x in grid])
+            for i in range(len(grid) - 1):
+                if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0:
+                    xr = brentq(
+                        dphi, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps
+                    )
+                    s1, _ = _seg_state(ev, branches, A, xr)
+                    s2, _ = _seg_state(ev, branches, B, xr)
+                    out.append(
+                        {
+                            "value": float(ev.path.v_of(xr)),
+                            "x": float(xr),
+                            "states": (s1, s2),
+                            "segments": (A, B),
+                        }
+                    )
+    return out
+
+
+# -- the JSON report ---------------------------------------------------------------------
+def branch_report(model: Model, param: str, lo: float, hi: float, **kw) -> dict[str, Any]:
+    """``meanfield branch``: every traced point, folds, bifurcations and crossings.
+
+    Returns
+    -------
+    dict
+        ``param``; ``points``: one dict per traced point with ``branch`` (the
+        curve's index), ``value``, ``state``, ``stable``, ``free_energy`` and
+        the model's observables (e.g. ``overlap``, ``mse``); ``folds``: the
+        parameter values of the folds; ``bifurcations``: ``{value, kind}`` of
+        branch points and other stability changes; ``crossings``: parameter
+        values where two stable branches' free energies are equal; ``status``.
+    """
+    res = continue_branches(model, param, lo, hi, **kw)
+    points = []
+    for k, br in enumerate(res.branches):
+        for i in range(len(br.x)):
+            obs = model.observables(br.states[i])
+            p = {
+                "branch": k,
+                "value": float(br.values[i]),
+                "state": [float(v) for v in br.states[i]],
+                "stable": bool(br.stable[i]),
+                "free_energy": _num(br.free_energy[i]),
+            }
+            p.update(obs)
+            points.append(p)
+    status = "ok"
+    if any(f["status"] != "ok" for f in res.folds) or any(
+        br.end in ("step_failed", "max_points") for br in res.branches
+    ):
+        status = "not_converged"
+    if not res.branches:
+        status = "no_fixed_point"
+    return {
+        "param": param,
+        "points": points,
+        "folds": sorted(float(f["value"]) for f in res.folds),
+        "bifurcations": [{"value": float(b["value"]), "kind": b["kind"]} for b in res.bifurcations],
+        "crossings": sorted(float(c["value"]) for c in res.crossings),
+        "status": status,
+    }
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
