@@ -16,8 +16,14 @@ term is one matrix-matrix product per step over trials that share a network
 trial (``network='independent'``, the default for theory comparisons).
 
 The per-neuron update is one scalar body generated from sympy
-(:func:`update_body`), compiled for the CPU here (a CUDA launch of the same body is
-not written yet: ``backend='cuda'`` is refused).
+(:func:`update_body`), compiled with ``numba.njit`` for the CPU and with
+``numba.cuda.jit(device=True)`` inside a grid-stride CUDA kernel
+(``backend='cuda'``). On the GPU one step is three launches: ``xhat`` per trial
+(a block-level tree reduction, one block per trial; the coding-error moments are
+accumulated by thread 0), the disorder product (a shared-memory tiled
+``Phi (T, N) @ J^T`` for a shared network, a coalesced matrix-vector product per
+trial otherwise) and the per-neuron update. Launch tuning comes from
+:data:`meanfield.sims._targets.CONFIG` (tests shrink it).
 
 Step size: the collective mode relaxes at rate ``a = 1 + b kappa_max + g``
 (``kappa_max = E[w^2] sup|phi'|``). Euler-Maruyama is stable for ``a dt < 2``
@@ -59,7 +65,13 @@ MAX_RATE_DT = 0.2
 DEFAULT_RATE_DT = 0.05
 CHUNK = 256
 
+#: tile edge of the CUDA shared-network product (a compile-time constant)
+TILE = 16
+#: the largest reduction block (``cuda.shared.array`` size; threads per block are capped to it)
+RED_MAX = 256
+
 _KERNELS: dict = {}
+cuda = None  # numba.cuda, imported on first use (a module global: the simulator swaps globals)
 
 
 def collective_rate(model) -> float:
@@ -174,6 +186,161 @@ def _cpu_kernel(body: _codegen.ScalarFunction):
     return run_chunk
 
 
+def _cuda_kernels(body: _codegen.ScalarFunction):
+    """``(xhat, matvec, gemm, update)`` CUDA kernels around the same scalar body.
+
+    ``xhat[T, tpb](PHI, W, xin, xring, xtr, acc, slot, k, n, burn)``: one block per
+    trial reduces ``w . phi / N`` (``tpb`` a power of two <= :data:`RED_MAX`) and
+    thread 0 stores it in the ring and accumulates the error moments (as the CPU
+    kernel). ``matvec`` (independent networks, grid-stride over ``(t, i)``, reads
+    ``JT[t, j, i]`` coalesced in ``i``) and ``gemm`` (shared network, ``TILE x
+    TILE`` shared-memory tiles) write ``g``'s input ``(J phi)`` into ``rring[slot]``.
+    ``update`` applies the generated Euler-Maruyama step to every ``(t, i)``.
+    """
+    global cuda
+    key = (body.key, "cuda")
+    if key in _KERNELS:
+        return _KERNELS[key]
+    from numba import cuda, float64
+
+    step = _codegen.cuda_device(body)
+
+    @cuda.jit
+    def xhat_kernel(PHI, W, xin, xring, xtr, acc, slot, k, n, burn):
+        sh = cuda.shared.array(RED_MAX, float64)
+        t = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        N = PHI.shape[1]
+        s = 0.0
+        for i in range(tid, N, nth):
+            s += W[t, i] * PHI[t, i]
+        sh[tid] = s
+        cuda.syncthreads()
+        half = nth // 2
+        while half > 0:
+            if tid < half:
+                sh[tid] += sh[tid + half]
+            cuda.syncthreads()
+            half //= 2
+        if tid == 0:
+            v = sh[0] / N
+            xring[t, slot] = v
+            xtr[t, k] = v
+            if n >= burn:
+                err = v - xin[t, k]
+                acc[t, 0] += err
+                acc[t, 1] += err * err
+                acc[t, 2] += 1.0
+
+    @cuda.jit
+    def matvec_kernel(PHI, JT, rring, slot):
+        T = PHI.shape[0]
+        N = PHI.shape[1]
+        for q in range(cuda.grid(1), T * N, cuda.gridsize(1)):
+            t = q // N
+            i = q - t * N
+            s = 0.0
+            for j in range(N):
+                s += JT[t, j, i] * PHI[t, j]
+            rring[slot, t, i] = s
+
+    @cuda.jit
+    def gemm_kernel(PHI, JT, rring, slot):
+        sa = cuda.shared.array((TILE, TILE), float64)
+        sb = cuda.shared.array((TILE, TILE), float64)
+        T = PHI.shape[0]
+        N = PHI.shape[1]
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        i = cuda.blockIdx.x * TILE + tx
+        t = cuda.blockIdx.y * TILE + ty
+        s = 0.0
+        for j0 in range(0, N, TILE):
+            ja = j0 + tx
+            sa[ty, tx] = PHI[t, ja] if (t < T and ja < N) else 0.0
+            jb = j0 + ty
+            sb[ty, tx] = JT[0, jb, i] if (jb < N and i < N) else 0.0
+            cuda.syncthreads()
+            for q in range(TILE):
+                s += sa[ty, q] * sb[q, tx]
+            cuda.syncthreads()
+        if t < T and i < N:
+            rring[slot, t, i] = s
+
+    @cuda.jit
+    def update_kernel(H, PHI, W, rring, rs, xin, xring, k, fs, dt, b, g, sq, noise):
+        T = H.shape[0]
+        N = H.shape[1]
+        for q in range(cuda.grid(1), T * N, cuda.gridsize(1)):
+            t = q // N
+            i = q - t * N
+            e = xin[t, k] - xring[t, fs]
+            out = step(H[t, i], W[t, i], e, rring[rs, t, i], noise[t, k, i], dt, b, g, sq)
+            H[t, i] = out[0]
+            PHI[t, i] = out[1]
+
+    _KERNELS[key] = (xhat_kernel, matvec_kernel, gemm_kernel, update_kernel)
+    return _KERNELS[key]
+
+
+class _CudaRun:
+    """Device state of one CUDA run; :meth:`chunk` advances ``K`` steps like ``run_chunk``."""
+
+    def __init__(self, body, Hs, PHI, W, J, shared, xring, rring, acc):
+        from numba import cuda as _cuda
+
+        from .. import _targets
+
+        self.kern = _cuda_kernels(body)
+        self.cuda = _cuda
+        self.cfg = _targets.CONFIG
+        self.H, self.PHI, self.W = (_cuda.to_device(a) for a in (Hs, PHI, W))
+        self.xring, self.acc = _cuda.to_device(xring), _cuda.to_device(acc)
+        self.rring = _cuda.to_device(rring)
+        self.shared = shared
+        if J is not None:
+            self.JT = _cuda.to_device(np.ascontiguousarray(np.transpose(J, (0, 2, 1))))
+        else:
+            self.JT = None
+        tpb = 1
+        while tpb * 2 <= min(self.cfg.threads_per_block, RED_MAX):
+            tpb *= 2
+        self.red_tpb = tpb
+
+    def chunk(self, xin, noise, n0, nd_fb, nd_rec, dt, b, g, sq, burn, xtr):
+        cuda_ = self.cuda
+        xhat_k, matvec_k, gemm_k, update_k = self.kern
+        T, N = self.H.shape
+        K = noise.shape[1]
+        R = self.xring.shape[1]
+        L = self.rring.shape[0]
+        d_xin, d_noise = cuda_.to_device(xin), cuda_.to_device(noise)
+        d_xtr = cuda_.device_array((T, K))
+        grid = self.cfg.grid(T * N)
+        ggrid = ((N + TILE - 1) // TILE, (T + TILE - 1) // TILE)
+        for k in range(K):
+            n = n0 + k
+            slot = n % R
+            xhat_k[T, self.red_tpb](self.PHI, self.W, d_xin, self.xring, d_xtr, self.acc, slot,
+                                    k, n, burn)
+            rs = 0
+            if g != 0.0:
+                if self.shared:
+                    gemm_k[ggrid, (TILE, TILE)](self.PHI, self.JT, self.rring, slot % L)
+                else:
+                    matvec_k[grid](self.PHI, self.JT, self.rring, slot % L)
+                rs = (max(n - nd_rec, 0) % R) % L
+            fs = max(n - nd_fb, 0) % R
+            update_k[grid](self.H, self.PHI, self.W, self.rring, rs, d_xin, self.xring, k, fs,
+                           dt, b, g, sq, d_noise)
+        xtr[:] = d_xtr.copy_to_host()
+
+    def finish(self, Hs, acc):
+        Hs[:] = self.H.copy_to_host()
+        acc[:] = self.acc.copy_to_host()
+
+
 def sample_network(model, size: int, trials: int, seed: int, network: str = "independent"):
     """Weights ``w (T, N)``, disorder ``J (T or 1, N, N)`` (or None) and the generators.
 
@@ -270,24 +437,34 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
     JT = np.ascontiguousarray(J[0].T) if J is not None else np.zeros((1, 1))
     shared = J is not None and J.shape[0] == 1
     trace = np.empty((min(record, T), steps)) if record else None
-    if backend != "cpu":
-        raise ParamError("backend", "cpu (the network engine's CUDA kernel is not written yet)",
-                         backend)
-    kern = _cpu_kernel(body)
+    if backend not in ("cpu", "cuda"):
+        raise ParamError("backend", "one of cpu, cuda", backend)
+    if backend == "cuda":
+        gpu = _CudaRun(body, Hs, PHI, W, J, shared, xring, rring, acc)
+    else:
+        kern = _cpu_kernel(body)
     sq = model["sigma"] * math.sqrt(dt)
+    # a noise chunk of at most ~64 MiB
+    chunk = max(1, min(CHUNK, (8 << 20) // max(1, T * N)))
     n0 = 0
     while n0 < steps:
-        K = min(CHUNK, steps - n0)
+        K = min(chunk, steps - n0)
         noise = np.empty((T, K, N))
         for t, rng in enumerate(rngs):
             noise[t] = rng.standard_normal((K, N))
         xin = _input_path(model, rngs, n0, K, dt, xstate)
         xtr = np.empty((T, K))
-        kern(Hs, PHI, W, Jarr, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
-             dt, model["b"], model["g"], sq, burn, acc, xtr)
+        if backend == "cuda":
+            gpu.chunk(xin, noise, n0, nd_fb, nd_rec, dt, float(model["b"]), float(model["g"]),
+                      sq, burn, xtr)
+        else:
+            kern(Hs, PHI, W, Jarr, JT, shared, xin, noise, xring, rring, n0, nd_fb, nd_rec,
+                 dt, model["b"], model["g"], sq, burn, acc, xtr)
         if trace is not None:
             trace[:, n0 : n0 + K] = xtr[: trace.shape[0]]
         n0 += K
+    if backend == "cuda":
+        gpu.finish(Hs, acc)
     cnt = np.maximum(acc[:, 2], 1.0)
     mean = acc[:, 0] / cnt
     var = np.maximum(acc[:, 1] / cnt - mean**2, 0.0)
