@@ -377,17 +377,25 @@ def _input_path(model, rngs, t0: int, K: int, dt: float, state: np.ndarray) -> n
     ts = (t0 + np.arange(K)) * dt
     if kind == "sinusoid":
         return np.repeat((x + model["amp"] * np.sin(model["omega"] * ts))[None], T, axis=0)
-    from scipy.signal import lfilter
-
     a = math.exp(-dt / model["tau_x"])
     c = model["amp"] * math.sqrt(1 - a * a)
     out = np.empty((T, K))
     for t, rng in enumerate(rngs):
         eta = rng.standard_normal(K) * c
-        y, zf = lfilter([1.0], [1.0, -a], eta, zi=[a * state[t]])
+        y = _ar1(eta, a, float(state[t]))
         state[t] = y[-1]
         out[t] = x + y
     return out
+
+
+def _ar1(eta: np.ndarray, a: float, y0: float) -> np.ndarray:
+    """``y_k = a y_{k-1} + eta_k`` from ``y_{-1} = y0`` (the exact AR(1) of the OU input)."""
+    y = np.empty_like(eta)
+    prev = y0
+    for k, e in enumerate(eta.tolist()):
+        prev = a * prev + e
+        y[k] = prev
+    return y
 
 
 def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float = 60.0,

@@ -27,14 +27,16 @@ HERE = Path(__file__).parent
 QUANTITIES = ("H", "trace", "mean_err", "var_err")
 #: name -> (model params, engine options); small networks, a few tens of steps
 CASES = {
-    "noise": (dict(b=10, n=24), dict(t_max=0.1)),
-    "delay_feedback": (dict(b=5, d=0.02, n=20, x=0.4), dict(dt=0.005, t_max=0.1)),
-    "disorder_independent": (dict(b=3, g=1.5, sigma=0.5, n=20), dict(t_max=0.15)),
+    "noise": (dict(b=10, n=24), dict(dt=0.004, t_max=0.04)),
+    "delay_feedback": (dict(b=5, d=0.02, n=20, x=0.4), dict(dt=0.005, t_max=0.05)),
+    "disorder_independent": (dict(b=3, g=1.5, sigma=0.5, n=20), dict(dt=0.01, t_max=0.08)),
     "disorder_shared_delay_all": (dict(b=3, g=1.5, d=0.02, delay_on="all", n=21),
-                                  dict(network="shared", dt=0.01, t_max=0.06)),
-    "binary_ou": (dict(b=4, weights="binary", input="ou", amp=0.2, n=18), dict(t_max=0.15)),
+                                  dict(network="shared", dt=0.005, t_max=0.04)),
+    "binary_ou": (dict(b=4, weights="binary", input="ou", amp=0.2, n=18),
+                  dict(dt=0.01, t_max=0.06)),
 }
-PUBLIC = dict(params=dict(b=10, n=24), trials=2, seed=1, t_max=0.1, t_burn=0.05)
+PUBLIC = dict(params=dict(b=10, n=24), trials=2, seed=1, dt=0.004, t_max=0.04, t_burn=0.01,
+              init="zero")
 
 
 def run_case(name: str, backend: str) -> dict:
@@ -44,7 +46,8 @@ def run_case(name: str, backend: str) -> dict:
 
     p, kw = CASES[name]
     m = meanfield.get_model("predictive_coding")(**p)
-    r = run_rate_network(m, m["n"], 3, 7, t_burn=0.05, record=3, backend=backend, **kw)
+    r = run_rate_network(m, m["n"], 3, 7, t_burn=0.01, record=3, backend=backend, init="random",
+                         **kw)
     return {q: r[q] for q in QUANTITIES}
 
 
