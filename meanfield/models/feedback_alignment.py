@@ -413,7 +413,7 @@ def realization(model: FeedbackAlignment, seed: int | None = None) -> dict[str, 
 def feedback_matrix(rule: str, W2: np.ndarray, B, Q, P) -> np.ndarray:
     """The ``k x m`` matrix that carries the error to the hidden layer."""
     if rule == "bp":
-        return W2.T
+        return np.swapaxes(W2, -1, -2)
     if rule in ("fa", "dfa"):
         return B
     return Q @ P
@@ -518,7 +518,7 @@ class FeedbackAlignment(Model):
         "eta": Param("eta", "float", 0.01, lo=0, lo_open=True, hi=1, doc="simulator learning rate"),
         "rtol": Param("rtol", "float", 1e-8, lo=1e-12, hi=1e-2, doc="flow relative tolerance"),
     }
-    simulator = None  # the sampled-data engine lands next: sims/engines/learning/mlp.py
+    simulator = "meanfield.sims.engines.learning.mlp:simulate_feedback"
     contract: ClassVar[dict[str, tuple[str, ...]]] = {
         "solve": ("loss", "sigma_hat", "status", "t", "floor", "pd_norm", "d_norm", "angle"),
         "simulate": (
@@ -551,6 +551,7 @@ class FeedbackAlignment(Model):
         "noise": "std of additive output noise (default 0)",
         "vary_init": "draw a new realisation per trial (default False: one realisation, "
         "trials differ in their data)",
+        "max_seconds": "wall-clock budget (default 45); beyond it status is not_converged",
     }
     size_param = "k"
     inits: ClassVar[tuple[str, ...]] = ("aligned",)
@@ -717,8 +718,11 @@ class FeedbackAlignment(Model):
                 "LSODA" if (s0.size <= 600 and rule in ADAPTIVE and self.kappa > 50) else ("RK45")
             )
         message = ""
+        from threadpoolctl import threadpool_limits
+
         try:
-            res = integrate(rhs, s0, t_eval, method=method, rtol=self["rtol"], atol=1e-12)
+            with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only contend
+                res = integrate(rhs, s0, t_eval, method=method, rtol=self["rtol"], atol=1e-12)
         except _Budget:
             reached = clock["t"]
             message = (
@@ -819,7 +823,18 @@ class FeedbackAlignment(Model):
         )
         return SolveResult(np.asarray(vals["sigma_hat"]), tr["nfev"], status, vals)
 
-    def simulation_bytes(self, size: int, trials: int) -> int:
-        n, k, m = self["n"], size, self["m"]
-        per = 8 * (6 * (k * n + m * k) + 4 * (k + m) * self["r"] + 4 * 256 * (n + k + m))
+    def simulation_bytes(self, size: int, trials: int, **engine: Any) -> int:
+        """Weights, moments, feedback and one minibatch per trial (float64)."""
+        n, k, m, r = self["n"], size, self["m"], self["r"]
+        try:
+            batch = int(engine.get("batch", 256))
+        except (TypeError, ValueError):
+            batch = 256
+        per = 8 * (
+            6 * (k * n + m * k)
+            + 4 * (k + m) * r
+            + 2 * m * m
+            + 4 * max(batch, 1) * (n + k + m)
+            + 2 * (m * m + n * n)
+        )
         return int(trials * per)
