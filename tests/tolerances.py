@@ -37,3 +37,69 @@ def extrapolate_1_over_n(sizes, means, sems) -> tuple[float, float]:
     cov = np.linalg.inv(X.T @ (W[:, None] * X))
     coef = cov @ X.T @ (W * np.asarray(means))
     return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+class PowerError(AssertionError):
+    """A theory-against-simulation check that cannot resolve its required precision."""
+
+
+def assert_powered(
+    predicted,
+    mean,
+    sem,
+    *,
+    n_sigma: float = 3.0,
+    precision: float = 0.03,
+    what: str = "",
+) -> float:
+    """Theory against simulation, with the power of the check stated and enforced.
+
+    The check passes when ``|mean - predicted| <= n_sigma * sem`` for every
+    entry. Its pass band, as a fraction of the prediction, is
+    ``band = n_sigma * sem / |predicted|`` (the relative precision the run
+    resolves); when ``band > precision`` for any entry the run is too small to
+    tell a theory that is wrong by ``precision`` from a right one, and the
+    check fails with :class:`PowerError` instead of passing silently.
+
+    Parameters
+    ----------
+    predicted, mean, sem : array_like, broadcast together
+        Theory, simulated mean and its standard error.
+    n_sigma : float
+        Width of the pass band in standard errors.
+    precision : float
+        The largest relative pass band accepted (``0.03``: a 3% error of the
+        theory is resolved).
+    what : str
+        Label for the failure messages.
+
+    Returns
+    -------
+    float
+        The largest relative band (the precision this check resolved).
+    """
+    predicted = np.asarray(predicted, dtype=float)
+    mean = np.asarray(mean, dtype=float)
+    sem = np.asarray(sem, dtype=float)
+    band = n_sigma * sem / np.abs(predicted)
+    if not np.all(np.isfinite(band)):
+        raise PowerError(f"{what}: no usable standard error (sem={sem}, predicted={predicted})")
+    if np.any(band > precision):
+        raise PowerError(
+            f"{what}: underpowered, pass band {n_sigma:g} sem = {np.max(band):.2%} of the "
+            f"prediction > required {precision:.2%} (sem={sem}, predicted={predicted}); "
+            "use more trials or a larger size"
+        )
+    z = (mean - predicted) / sem
+    assert np.all(np.abs(z) <= n_sigma), (
+        f"{what}: simulation {mean} vs theory {predicted}: {np.max(np.abs(z)):.1f} sem "
+        f"> {n_sigma:g} (pass band {np.max(band):.2%} of the prediction)"
+    )
+    return float(np.max(band))
+
+
+def pooled_mean(means, sems) -> tuple[float, float]:
+    """Inverse-variance weighted mean of independent estimates and its standard error."""
+    w = 1.0 / np.asarray(sems, dtype=float) ** 2
+    m = float(np.sum(w * np.asarray(means, dtype=float)) / np.sum(w))
+    return m, float(1.0 / np.sqrt(np.sum(w)))
