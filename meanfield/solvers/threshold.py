@@ -118,6 +118,7 @@ def find_threshold(
     hi: float | None = None,
     points: int = 64,
     rtol: float = 1e-8,
+    method: str = "continuation",
 ) -> ThresholdResult:
     """Locate a threshold of ``model`` in ``param``.
 
@@ -134,7 +135,17 @@ def find_threshold(
     points : int
         Scan points before bisection.
     rtol : float
-        Relative bracket width at which bisection stops.
+        Relative bracket width at which bisection stops (``method="scan"``).
+    method : {'continuation', 'scan'}
+        ``continuation`` (default): the branches are traced by pseudo-arclength
+        continuation (:mod:`meanfield.solvers.continuation`); the algorithmic
+        and dynamic thresholds are the ends of the coexisting stable segments
+        (folds by Newton on the bordered system, branch points by Brent on the
+        stability margin), the information threshold the root of the
+        free-energy difference between the two continued branches, and a
+        continuous transition the root of the spectral radius minus one at
+        the uninformative point. ``scan``: iteration on a grid and bisection
+        (the former method; also the fallback when continuation fails).
 
     Returns
     -------
@@ -160,6 +171,14 @@ def find_threshold(
     if not lo < hi:
         raise ParamError("lo", f"a value below hi={hi}", lo)
     log = positive and lo > 0
+    if method not in ("continuation", "scan"):
+        raise ParamError("method", "continuation or scan", method)
+    if method == "continuation":
+        from .continuation_threshold import threshold_by_continuation
+
+        res = threshold_by_continuation(model, param, kind, lo, hi, log=log)
+        if res is not None:
+            return res
     grid = np.geomspace(lo, hi, points) if log else np.linspace(lo, hi, points)
     key = (repr(model.replace(**{param: float(grid[0])})), param, lo, hi, points)
     if key not in _SCANS:
