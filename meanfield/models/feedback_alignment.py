@@ -541,6 +541,8 @@ class FeedbackAlignment(Model):
         "sigma_hat": "normalised mode strengths [U^T W2 W1 V]_aa / s_a, a = 1..d",
         "floor": "Eckart-Young floor 1/2 sum_{a>r} s_a^2 (best rank-r loss)",
         "pd_norm": "|P D|_F (rank-r rules; ~0 with |D| > 0 is a spurious fixed point)",
+        "spurious": "rank-r rule with |P D| < 1e-3 |D| while the loss is above 1 % of its "
+        "initial value 1/2 sum s_a^2 (a spurious plateau; transient for adaptive rules)",
         "d_norm": "|D|_F = |Sigma_yx - W2 W1|_F",
         "angle": "matrix angle between B and W2^T, degrees",
         "overlap": "|Pi_row(P) U_d|_F^2 / min(r, d): feedback subspace vs task subspace",
@@ -819,7 +821,7 @@ class FeedbackAlignment(Model):
             self["rule"] in LOW_RANK
             and vals["pd_norm"] is not None
             and vals["pd_norm"] < 1e-3 * max(vals["d_norm"], 1e-300)
-            and vals["loss"] > 1e-6 * max(sum(x * x for x in self.spectrum), 1e-300)
+            and vals["loss"] > 0.005 * sum(x * x for x in self.spectrum)
         )
         return SolveResult(np.asarray(vals["sigma_hat"]), tr["nfev"], status, vals)
 
