@@ -424,6 +424,12 @@ def trace_branch(
             end = "range"
             break
         if lower is not None and np.any(zn[:d] < lower - dom_tol):
+            # land on the domain's edge (where the branch meets, e.g., the
+            # uninformative one at a branch point): bisect the step length
+            zb = _domain_edge(ev, z, tau, h, lower)
+            if zb is not None:
+                pts.append(zb)
+                taus.append(_tangent(ev.A(zb[:d], zb[d]), ev.Gx(zb[:d], zb[d]), tau))
             end = "domain"
             break
         z, tau = zn, tn
@@ -451,6 +457,27 @@ def trace_branch(
         x=X,
         end=end,
     )
+
+
+def _domain_edge(ev: _Eval, z, tau, h, lower, steps: int = 50):
+    """The branch point on the edge ``min(s - lower) = 0`` between ``z`` and the next step."""
+    d = ev.d
+    a, b = 0.0, h
+    best = None
+    for _ in range(steps):
+        m = 0.5 * (a + b)
+        zm, ok, _ = _corrector(ev, z + m * tau, tau)
+        if not ok:
+            b = m
+            continue
+        gap = np.min(zm[:d] - lower)
+        if gap >= 0:
+            a, best = m, zm
+        else:
+            b = m
+        if b - a < 1e-13:
+            break
+    return best
 
 
 # -- bifurcation points ------------------------------------------------------------------

@@ -53,29 +53,66 @@ def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
 
 
 def coexistence(res: Continuation) -> dict | None:
-    """The coexistence window: upper and lower segments and the window's edges."""
+    """The coexistence window: where two distinct stable fixed points exist.
+
+    The upper and lower segments are the pair with the largest overlap gap;
+    the window is the connected set (stable segments joined end to end, e.g.
+    at a branch point, count as one) with at least two stable fixed points
+    that contains their common interval. ``lo_end``/``hi_end`` say which
+    segment ends there: ``("upper", x)``, ``("lower", x)`` or ``("range", x)``.
+    """
     brs = res.branches
     segs = stable_segments(brs)
+    ends = [sorted(_end_x(res, s, side)[0] for side in ("start", "stop")) for s in segs]
     best = None
     for a in range(len(segs)):
         for b in range(a + 1, len(segs)):
-            A, B = segs[a], segs[b]
-            ea = sorted(_end_x(res, A, s)[0] for s in ("start", "stop"))
-            eb = sorted(_end_x(res, B, s)[0] for s in ("start", "stop"))
-            lo, hi = max(ea[0], eb[0]), min(ea[1], eb[1])
+            lo, hi = max(ends[a][0], ends[b][0]), min(ends[a][1], ends[b][1])
             if not hi > lo + 1e-9:
                 continue
             mid = 0.5 * (lo + hi)
-            # the two segments' states at a common point inside the overlap
-            sa = _interp(brs, A, mid)
-            sb = _interp(brs, B, mid)
-            gap = float(np.sum(sa) - np.sum(sb))
+            gap = float(np.sum(_interp(brs, segs[a], mid)) - np.sum(_interp(brs, segs[b], mid)))
             if abs(gap) < 1e-7:
                 continue
             if best is None or abs(gap) > abs(best["gap"]):
-                up, low = (A, B) if gap > 0 else (B, A)
-                best = {"upper": up, "lower": low, "lo": lo, "hi": hi, "gap": gap}
-    return best
+                up, low = (a, b) if gap > 0 else (b, a)
+                best = {"u": up, "l": low, "mid": mid, "gap": gap}
+    if best is None:
+        return None
+    # elementary intervals between endpoints, with their number of stable points
+    xs = sorted({x for e in ends for x in e})
+    cells = []
+    for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
+        m = 0.5 * (x0 + x1)
+        n = sum(1 for e in ends if e[0] <= m <= e[1])
+        cells.append([x0, x1, n >= 2 or x1 - x0 < 1e-5])
+    k = next(i for i, c in enumerate(cells) if c[0] <= best["mid"] <= c[1])
+    i0 = k
+    while i0 > 0 and cells[i0 - 1][2]:
+        i0 -= 1
+    i1 = k
+    while i1 + 1 < len(cells) and cells[i1 + 1][2]:
+        i1 += 1
+    lo, hi = cells[i0][0], cells[i1][1]
+    U = segs[best["u"]]
+
+    def label(x):
+        if x <= 1e-12 or x >= 1 - 1e-12:
+            return ("range", x)
+        eu = ends[best["u"]]
+        if min(abs(eu[0] - x), abs(eu[1] - x)) < 1e-9:
+            return ("upper", x)
+        return ("lower", x)
+
+    return {
+        "upper": U,
+        "lower": segs[best["l"]],
+        "lo": lo,
+        "hi": hi,
+        "gap": best["gap"],
+        "lo_end": label(lo),
+        "hi_end": label(hi),
+    }
 
 
 def _interp(brs, seg: Segment, x: float) -> np.ndarray:
@@ -84,13 +121,6 @@ def _interp(brs, seg: Segment, x: float) -> np.ndarray:
     order = np.argsort(xs)
     st = br.states[seg.start : seg.stop + 1][order]
     return np.array([np.interp(x, xs[order], st[:, i]) for i in range(st.shape[1])])
-
-
-def _edges(res: Continuation, seg: Segment):
-    """``{(x, what)}`` of both ends, keyed 'lo'/'hi' by x."""
-    e = [_end_x(res, seg, s) for s in ("start", "stop")]
-    e.sort(key=lambda t: t[0])
-    return {"lo": e[0], "hi": e[1]}
 
 
 def threshold_by_continuation(
@@ -118,20 +148,9 @@ def threshold_by_continuation(
     win = coexistence(res)
     if win is None:
         return _continuous(model, param, lo, hi, log, out)
-    up, low = _edges(res, win["upper"]), _edges(res, win["lower"])
-    # the upper segment ends inside the window's far side (dynamic), the lower
-    # on the easy side (algorithmic); which side is which follows from where
-    # each segment stops
-    if up["hi"][0] <= win["hi"] + 1e-12 and up["hi"][1] != "range" and up["hi"][0] < low["hi"][0]:
-        dyn, alg = up["hi"], low["lo"]
-    elif up["lo"][0] >= win["lo"] - 1e-12 and up["lo"][1] != "range" and up["lo"][0] > low["lo"][0]:
-        dyn, alg = up["lo"], low["hi"]
-    else:
-        # the upper segment runs over the whole window: its end is outside the range
-        if low["hi"][0] < up["hi"][0]:
-            dyn, alg = ("", "range"), low["hi"]
-        else:
-            dyn, alg = ("", "range"), low["lo"]
+    labels = [win["lo_end"], win["hi_end"]]
+    dyn = next(((x, "fold") for w, x in labels if w == "upper"), (None, "range"))
+    alg = next(((x, "edge") for w, x in labels if w == "lower"), (None, "range"))
     out.details.update(window=(float(path.v_of(win["lo"])), float(path.v_of(win["hi"]))))
     if kind == "dynamic":
         if dyn[1] == "range":
@@ -155,14 +174,16 @@ def threshold_by_continuation(
     if dyn[1] == "range":
         out.status = "out_of_range"
         return out
-    for c in res.crossings:
-        segs = c["segments"]
-        if {(s.branch, s.start) for s in segs} == {
-            (win["upper"].branch, win["upper"].start),
-            (win["lower"].branch, win["lower"].start),
-        }:
-            out.value = float(c["value"])
-            return out
+    U = win["upper"]
+    inside = [
+        c
+        for c in res.crossings
+        if any((s.branch, s.start) == (U.branch, U.start) for s in c["segments"])
+        and win["lo"] - 1e-12 <= c["x"] <= win["hi"] + 1e-12
+    ]
+    if inside:
+        out.value = float(inside[0]["value"])
+        return out
     # one sign over the window: the optimal branch changes at an edge
     from .continuation import _Eval
 
