@@ -60,6 +60,8 @@ __all__ = [
     "curl_flow_sympy",
     "error_dynamics_sympy",
     "conserved_sympy",
+    "curl_field_sympy",
+    "matching_potential",
     "origin_eigenvalues",
     "saxe_solution",
 ]
@@ -76,7 +78,7 @@ def phi_expr(name: str) -> sp.Expr:
     if name == "tanh":
         return sp.tanh(_X)
     if name == "relu":
-        return sp.Max(0, _X)
+        return sp.Piecewise((_X, _X > 0), (0, True))
     raise ParamError("phi", "one of " + ", ".join(PHIS), name)
 
 
@@ -148,6 +150,9 @@ def boundary_grid(c: np.ndarray, alpha: np.ndarray, layer: str = "hidden") -> np
 
     The smallest real root of the edge polynomial, batched over the grid (one LAPACK call;
     :meth:`meanfield.freeprob.FreeSum.edges_grid`). ``alpha = 0`` uses the flip-free law.
+    Atoms are not branch points, so they are added: for ``c > 1`` the rank-``K`` part leaves
+    an eigenvalue ``d`` of ``D1`` of multiplicity ``m`` with multiplicity ``m - K`` (atoms at
+    ``+1`` and, when ``alpha_h > 1/c``, at ``-1``: no stable balanced point, digest §2.2).
     Stable where the value is positive.
     """
     c, alpha = np.broadcast_arrays(np.asarray(c, float), np.asarray(alpha, float))
@@ -156,6 +161,9 @@ def boundary_grid(c: np.ndarray, alpha: np.ndarray, layer: str = "hidden") -> np
     zero = alpha == 0
     if zero.any():
         out = np.where(zero, free_sum(False, False).edges_grid(c), out)
+    ah = alpha if layer == "hidden" else np.zeros_like(alpha)
+    out = np.where((1 - ah) > 1 / c, np.minimum(out, 1.0), out)
+    out = np.where(ah > 1 / c, np.minimum(out, -1.0), out)
     return out
 
 
@@ -228,6 +236,41 @@ def curl_flow_sympy(n: int, k: int, d1, d2, sigma=None, vstar=None, eta=1):
     return theta, rhs, loss
 
 
+def matching_potential(phi: str) -> sp.Expr:
+    """``Phi(x)`` with ``Phi' = phi``: the published update follows the matching loss
+    ``mean[Phi(a2) - y a2]`` (no ``phi'(a2)``; digest §1.2), ``= L + const`` for ``lin``."""
+    if phi == "relu":
+        return sp.Piecewise((_X**2 / 2, _X > 0), (0, True))
+    if phi == "tanh":
+        return sp.log(sp.cosh(_X))
+    return _X**2 / 2
+
+
+def curl_field_sympy(n: int, k: int, phi: str, x: np.ndarray, y: np.ndarray, d1, d2):
+    """The curl vector field of the published update on a data set, derived by sympy.
+
+    ``theta_dot = -P grad_theta L~``, ``L~ = (1/P) sum_mu [Phi(a2_mu) - y_mu a2_mu]``,
+    ``a2 = w2 . phi(W1 x)``, ``theta = (vec W1 row-major, w2)``: one full-batch,
+    unnormalised step of the discrete mode is ``theta + lr theta_dot``. Returns a numpy
+    function ``f(theta) -> theta_dot`` (sympy ``diff``, then ``lambdify``).
+    """
+    w1, w2 = _net_symbols(n, k)
+    big_phi = matching_potential(phi)
+    f = phi_expr(phi)
+    loss = 0
+    for mu in range(x.shape[0]):
+        a1 = w1 * sp.Matrix(x[mu])
+        h = [f.subs(_X, a1[i]) for i in range(k)]
+        a2 = sum(w2[0, i] * h[i] for i in range(k))
+        loss += big_phi.subs(_X, a2) - float(y[mu]) * a2
+    loss = loss / x.shape[0]
+    theta = list(w1) + list(w2)
+    p = [float(d1[j]) for _ in range(k) for j in range(n)] + [float(d2[i]) for i in range(k)]
+    field = [-p[i] * sp.diff(loss, t) for i, t in enumerate(theta)]
+    fn = sp.lambdify(theta, field, "math", cse=True)
+    return lambda th: np.asarray(fn(*np.asarray(th, float)), dtype=float)
+
+
 def error_dynamics_sympy(n: int, k: int, d1, d2) -> sp.Matrix:
     """``e_dot + eta A Sigma e`` computed symbolically by the chain rule (should vanish).
 
@@ -279,7 +322,8 @@ def saxe_solution(t, a0: float, s_star: float, tau: float) -> np.ndarray:
 
     ``tau a_dot = 2 a (s* - a)``, ``a(0) = a0``.
     """
-    return _saxe_closed()(np.asarray(t, float), a0, s_star, tau)
+    z = _saxe_closed()(np.asarray(t, complex), complex(a0), complex(s_star), complex(tau))
+    return np.real(z)
 
 
 @cache

@@ -34,6 +34,7 @@ directions do not count; for ``tanh``/``relu`` the full parameter separation is 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,15 @@ _KERNELS: dict = {}
 cuda = None  # numba.cuda, imported on first use (a module global for the CUDA simulator)
 
 
+def _blas_controller():
+    """One ``threadpoolctl`` controller per process (building one inspects every library)."""
+    if "blas" not in _KERNELS:
+        from threadpoolctl import ThreadpoolController
+
+        _KERNELS["blas"] = ThreadpoolController()
+    return _KERNELS["blas"]
+
+
 def activation(phi: str):
     """``act(x) -> (phi(x), phi'(x))`` generated from the model's sympy ``phi`` (sympy ``diff``)."""
     if phi not in _ACT:
@@ -71,8 +81,6 @@ def activation(phi: str):
 
         x = sp.Symbol("x", real=True)
         e = phi_expr(phi).subs(sp.Symbol("x", real=True), x)
-        if phi == "relu":
-            e = sp.Piecewise((x, x > 0), (0, True))
         _ACT[phi] = _codegen.scalar_function([e, sp.diff(e, x)], [x], name=f"act_{phi}")
     return _ACT[phi]
 
@@ -151,8 +159,8 @@ def _body(phi: str):
     from meanfield._codegen import ScalarFunction
 
     act = activation(phi)
-    key = f"cfg_step_{act.key}"
-    src = BODY_SOURCE.replace("ACT(", f"{act.name}(")
+    src = BODY_SOURCE[: BODY_SOURCE.index("def cfg_norm")].replace("ACT(", f"{act.name}(")
+    key = f"cfg_step_{act.key}_{zlib.crc32(src.encode()):08x}"
     fn = ScalarFunction(name="cfg_step", inputs=(), outputs=(), source=src,
                         namespace={"math": math}, key=key, helpers=[act])
     _codegen._finish(fn)
@@ -165,7 +173,7 @@ def _norm_body():
 
     src = BODY_SOURCE[BODY_SOURCE.index("def cfg_norm"):]
     fn = ScalarFunction(name="cfg_norm", inputs=(), outputs=(), source=src,
-                        namespace={"math": math}, key="cfg_norm")
+                        namespace={"math": math}, key=f"cfg_norm_{zlib.crc32(src.encode()):08x}")
     _codegen._finish(fn)
     return fn
 
@@ -173,7 +181,7 @@ def _norm_body():
 def _cpu_steps(phi: str):
     """CPU kernels over a range of configurations ``[c0, c1)``, releasing the GIL (threads
     run disjoint groups of configurations, each with single-threaded BLAS)."""
-    key = ("cpu", phi)
+    key = ("cpu", phi, zlib.crc32(BODY_SOURCE.encode()))
     if key not in _KERNELS:
         import numba
 
@@ -203,7 +211,7 @@ def cuda_kernels(phi: str):
     columns ``B..``); ``upd(S, D1, XB, DS)``: ``S[c,k,n] += sum_b DS[c,k,b] D1[c,n] XB[b,n]``;
     ``body(...)``: the per-configuration step. All grid-stride loops.
     """
-    key = ("cuda", phi)
+    key = ("cuda", phi, zlib.crc32(BODY_SOURCE.encode()))
     if key in _KERNELS:
         return _KERNELS[key]
     global cuda
@@ -445,9 +453,7 @@ def train(
         import numba
 
         threads = numba.get_num_threads()
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         state = _State.create(w1, w2, d1, d2, y_tr, n1, n2, batch_size, normalize, backend,
                               phi, threads)
         try:
