@@ -115,6 +115,7 @@ def axpby_entry(X, Y, out, a, b, i):  # pragma: no cover (compiled)
 
 
 _KERNELS: dict[tuple[str, str], Any] = {}
+cuda = None  # numba.cuda, imported on first use
 
 
 def _cpu_opt():
@@ -134,6 +135,7 @@ def _cpu_opt():
 
 def cuda_kernels() -> dict[str, Any]:
     """The CUDA kernels (grid-stride loops around the scalar bodies)."""
+    global cuda  # a module global: the CUDA simulator swaps globals only
     if ("opt", "cuda") in _KERNELS:
         return {k: _KERNELS[(k, "cuda")] for k in ("opt", "gemm", "axpby")}
     from numba import cuda
