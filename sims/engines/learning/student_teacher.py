@@ -657,7 +657,7 @@ class _State:
     def _step_cuda(self, xb, xx, idx):
         from numba import cuda as _cuda
 
-        from sims._targets import CONFIG
+        from meanfield.sims._targets import CONFIG
 
         fwd, upd, steps, norm = cuda_kernels(self.phi)
         d = self.dev
