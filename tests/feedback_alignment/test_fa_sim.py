@@ -202,7 +202,15 @@ class _Hopper:
     os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
     reason="PTX needs the real CUDA target, not the simulator",
 )
-def test_kernels_compile_to_ptx():
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gemm",
+        pytest.param("opt", marks=pytest.mark.slow),
+        pytest.param("axpby", marks=pytest.mark.slow),
+    ],
+)
+def test_kernels_compile_to_ptx(name):
     import numba.cuda.dispatcher as dispatcher
     from numba import boolean, cuda, float64
 
@@ -221,6 +229,5 @@ def test_kernels_compile_to_ptx():
         "axpby": (float64[:], float64[:], float64[:], float64, float64),
     }
     with mock.patch.object(dispatcher, "get_current_device", lambda: _Hopper()):
-        for name, sig in sigs.items():
-            ptx, _ = cuda.compile_ptx(k[name].py_func, sig, cc=(9, 0))
-            assert ".entry" in ptx and "sm_90" in ptx, name
+        ptx, _ = cuda.compile_ptx(k[name].py_func, sigs[name], cc=(9, 0))
+    assert ".entry" in ptx and "sm_90" in ptx, name

@@ -51,7 +51,16 @@ def test_matrix_rules_are_the_gradients_with_the_feedback_swapped():
 
 
 @pytest.mark.symbolic
-@pytest.mark.parametrize("rule", ["bp", "fa", "fixed", "normative", "local"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "bp",
+        "normative",
+        pytest.param("fa", marks=pytest.mark.slow),
+        pytest.param("fixed", marks=pytest.mark.slow),
+        pytest.param("local", marks=pytest.mark.slow),
+    ],
+)
 def test_decoupled_modes_are_invariant(rule):
     """Off-diagonal entries of the flow vanish on the decoupled (diagonal) manifold."""
     _, _, rhs, extra = fa.mode_rhs(rule, 2)

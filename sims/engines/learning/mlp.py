@@ -53,6 +53,8 @@ __all__ = [
     "digits",
     "alignment",
     "MAX_STEPS",
+    "flop_model",
+    "backward_timing",
 ]
 
 RULES = ("bp", "fa", "dfa", "fixed", "normative", "local", "oja")
@@ -807,6 +809,69 @@ def _train_mlp(
         "sizes": sizes,
         "steps": step,
     }
+
+
+# -- compute per step: backward pass of one layer (digest §3.3) ------------------------------
+def flop_model(n_in: int, n_out: int, batch: int, r: int | None) -> dict[str, float]:
+    """FLOPs of one linear layer's backward pass (digest §3.3; batch-independent P/Q cost aside).
+
+    Backprop: ``dW = delta^T h`` and ``grad_in = delta W``, ``4 N n_in n_out``.
+    LDFA: ``dW`` plus ``grad_in = (delta P^T) Q^T``, ``2 N n_in n_out + 2 N r (n_in + n_out)``.
+    ``r = None`` gives backprop; ``ratio`` is LDFA over backprop.
+    """
+    bp = 4.0 * batch * n_in * n_out
+    if r is None:
+        return {"flops": bp, "bp_flops": bp, "ratio": 1.0}
+    ld = 2.0 * batch * n_in * n_out + 2.0 * batch * r * (n_in + n_out)
+    return {"flops": ld, "bp_flops": bp, "ratio": ld / bp}
+
+
+def backward_timing(
+    n_in: int = 4096,
+    n_out: int = 4096,
+    batch: int = 256,
+    ranks=(8, 32, 128),
+    repeats: int = 5,
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Measured time of one layer's backward pass, backprop against rank-``r`` feedback.
+
+    Backprop computes ``dW = delta^T h`` and ``grad_in = delta W``; LDFA computes
+    ``dW`` and ``grad_in = (delta P^T) Q^T`` (float32 BLAS, best of ``repeats``).
+    Returns the times, the measured ratios and the FLOP-model ratios of :func:`flop_model`.
+    """
+    import time as _t
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    W = rng.standard_normal((n_out, n_in)).astype(f32)
+    h = rng.standard_normal((batch, n_in)).astype(f32)
+    delta = rng.standard_normal((batch, n_out)).astype(f32)
+
+    def best(fn):
+        fn()
+        ts = []
+        for _ in range(repeats):
+            t0 = _t.perf_counter()
+            fn()
+            ts.append(_t.perf_counter() - t0)
+        return min(ts)
+
+    with threadpool_limits(threads, user_api="blas"):
+        t_bp = best(lambda: (delta.T @ h, delta @ W))
+        rows = []
+        for r in ranks:
+            Pt = rng.standard_normal((n_out, r)).astype(f32)  # P^T
+            Qt = rng.standard_normal((r, n_in)).astype(f32)  # Q^T
+            t_ld = best(lambda Pt=Pt, Qt=Qt: (delta.T @ h, (delta @ Pt) @ Qt))
+            fm = flop_model(n_in, n_out, batch, r)
+            rows.append(
+                {"r": int(r), "seconds": t_ld, "ratio": t_ld / t_bp, "flop_ratio": fm["ratio"]}
+            )
+    return {"n_in": n_in, "n_out": n_out, "batch": batch, "bp_seconds": t_bp, "ldfa": rows}
 
 
 def _one_blas_thread(fn):
