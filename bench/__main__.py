@@ -11,7 +11,7 @@ import time
 
 from ._timing import table
 
-SUITES = ("se", "phase", "amp", "network")
+SUITES = ("se", "phase", "amp", "network", "fa")
 
 
 def _suite(name: str):
@@ -31,6 +31,10 @@ def _suite(name: str):
         from . import network
 
         return network.run
+    if name == "fa":
+        from . import fa
+
+        return fa.run
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
 
 
