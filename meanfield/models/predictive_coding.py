@@ -95,6 +95,17 @@ class PredictiveCoding(Model):
         "amp": Param("amp", "float", 0.1, lo=0, doc="sinusoid amplitude / OU std"),
         "omega": Param("omega", "float", 1.0, lo=0, lo_open=True, doc="sinusoid angular freq."),
         "tau_x": Param("tau_x", "float", 1.0, lo=0, lo_open=True, doc="OU correlation time"),
+        "engine": Param(
+            "engine", "choice", "rate", choices=("rate", "spiking"),
+            doc="simulator: the rate network (the theory's model) or the Boerlin-Machens-Deneve "
+                "spiking network with Gamma = 2 w / b (sims.engines.spiking; g = 0, constant x)",
+        ),
+        "rule": Param(
+            "rule", "choice", "one", choices=("one", "all"),
+            doc="spiking only: one spike per step (the most suprathreshold neuron) or all",
+        ),
+        "lambda_v": Param("lambda_v", "float", 1.0, lo=0,
+                          doc="spiking only: membrane leak of the voltage noise (units of 1/tau)"),
     }
     simulator = "meanfield.sims.engines.network:simulate_predictive_coding"
     contract: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -122,7 +133,7 @@ class PredictiveCoding(Model):
         "dt": "time step (default auto: 0.05 / (1 + b kappa_max + g), <= d/10, dividing d)",
         "network": "independent (a network per trial) or shared (one J, w for all trials)",
         "init": "stationary (theory's h = w y + sqrt(Delta0) z), zero, or random (N(0, 1))",
-        "backend": "cpu or cuda",
+        "backend": "cpu or cuda (rate engine; the spiking engine is CPU only)",
     }
     size_param: ClassVar[str | None] = "n"
 
@@ -338,6 +349,8 @@ class PredictiveCoding(Model):
     # -- simulation -----------------------------------------------------------
     def simulation_bytes(self, size: int, trials: int, **engine: Any) -> int:
         """State, noise chunk and (for g > 0) the disorder matrices."""
+        if self["engine"] == "spiking":
+            return int(8 * size * 8 * trials)
         per_trial = 8 * size * 8
         dense = 8 * size * size * (trials if self["g"] > 0 else 0)
         return int(per_trial * trials + dense)

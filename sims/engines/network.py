@@ -495,8 +495,15 @@ def simulate_predictive_coding(model, *, size: int, trials: int, seed: int, back
 
     Per trial: ``bias = |<xhat - x>_t|``, ``std = sqrt(var_t(xhat - x))``,
     ``error = sqrt(bias^2 + std^2)``; reported as means over trials with their
-    standard errors (``*_sem``, None with one trial).
+    standard errors (``*_sem``, None with one trial). With the model's ``engine =
+    spiking`` the Boerlin-Machens-Deneve network of :mod:`sims.engines.spiking` runs
+    instead (options ``t_max``, ``t_burn``, ``dt``).
     """
+    if model["engine"] == "spiking":
+        from .spiking import simulate_spiking
+
+        return simulate_spiking(model, size=size, trials=trials, seed=seed, backend=backend,
+                                rule=model["rule"], lambda_v=model["lambda_v"], **kw)
     allowed = {"t_max", "t_burn", "dt", "network", "init"}
     for k in kw:
         if k not in allowed:

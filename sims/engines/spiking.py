@@ -1,0 +1,259 @@
+"""Spiking predictive coding: the Boerlin-Machens-Deneve network, many trials at once.
+
+Boerlin, Machens & Deneve, PLoS CB 9:e1003258 (2013), for a scalar input ``x(t)``
+(digest ``shared/papers/predictive_coding.md`` §5), time in units of the readout time
+constant (``lambda_d = 1``, the rate model's ``tau``). Readout and voltages:
+
+.. math::
+
+    \\dot r_i = -r_i + o_i(t), \\qquad \\hat x = \\sum_i \\Gamma_i r_i, \\qquad
+    V_i = \\Gamma_i\\,[x - \\hat x_d] - \\Gamma_i^2\\,(r_i - r_{i,d}) + u_i, \\qquad
+    \\dot u_i = -\\lambda_V u_i + \\sigma_{V,i}\\,\\eta_i,
+
+where ``o_i`` is neuron ``i``'s spike train, ``r_{i,d}(t) = r_i(t - d)`` and ``xhat_d =
+xhat(t - d)`` (a spike reaches the other neurons after the delay ``d``; a neuron's own
+reset is immediate). This is the leaky integrate-and-fire network
+``V' = -lambda_V V + Gamma (x' + lambda_V x) + (1 - lambda_V) Gamma xhat - Omega_f o`` with
+``Omega_f = Gamma^T Gamma`` written through ``xhat`` and the ``u_i`` (each neuron's
+deviation from the ideal voltage ``Gamma_i (x - xhat)``, an Ornstein-Uhlenbeck process):
+``O(N)`` per step, the rank-one ``Omega_f`` is never formed (the cost terms
+``mu = nu = 0``). Threshold ``T_i = Gamma_i^2 / 2`` (pillowlab ``bsn.m`` at ``mu = nu = 0``);
+a spike adds ``Gamma_i`` to ``xhat``.
+
+Arbitration within a step (``rule``): ``one`` (default) lets only the most suprathreshold
+neuron fire (the max-voltage rule of Brendel / brian2 #193; it prevents ping-pong), ``all``
+lets every suprathreshold neuron fire (ping-pong with delays; digest pitfall 11).
+
+Mapping to the rate theory (digest §5): ``Gamma_i = (2 / b) w_i`` with the model's ``w``
+and ``b``. The normalised drive ``V_i / T_i = 2 (x - xhat) / Gamma_i = b (x - xhat) / w_i``
+is the rate network's balance drive ``b w_i (x - xhat)`` per unit ``w_i^2``, so ``b``
+plays the same role: ``b`` fixed gives an error floor ``~ |Gamma| / 2 ~ 1 / b``, ``b
+proportional to N`` gives ``RMSE ~ 1/N`` (superclassical). The membrane noise is in units
+of the threshold: ``sigma_{V,i} = sigma T_i`` (so ``u_i / T_i`` has the rate model's
+``sigma``). The chaos term has no spiking counterpart here (``g`` must be 0).
+
+Exact exponential updates of ``r`` and ``u`` over a step ``dt`` (``dt`` dividing ``d``);
+the noise is drawn on the host per trial from the trial's ``SeedSequence`` child.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from meanfield._params import ParamError
+
+from .._rng import trial_generators
+
+__all__ = ["run_spiking_network", "simulate_spiking", "RULES"]
+
+RULES = ("one", "all")
+CHUNK = 256
+_KERNEL: dict = {}
+
+
+def _kernel():
+    if "cpu" in _KERNEL:
+        return _KERNEL["cpu"]
+    import numba
+
+    @numba.njit(cache=False)
+    def run_chunk(G, T_, r, rd, u, xh, xhd, ring, xin, noise, n0, nd, decay, udecay, unoise,
+                  one, burn, acc, xtr, raster, counts):
+        T, N = r.shape
+        K = noise.shape[1]
+        R = ring.shape[1]
+        for k in range(K):
+            n = n0 + k
+            slot = n % R
+            for t in range(T):
+                # decay of the readout (own and delayed copies) and the noise deviation
+                xh[t] *= decay
+                xhd[t] *= decay
+                for i in range(N):
+                    r[t, i] *= decay
+                    rd[t, i] *= decay
+                    u[t, i] = u[t, i] * udecay + unoise[t, i] * noise[t, k, i]
+                # spikes emitted nd steps ago reach the others now
+                if nd > 0:
+                    old = (n - nd) % R
+                    for i in range(N):
+                        if ring[t, old, i] != 0:
+                            rd[t, i] += 1.0
+                            xhd[t] += G[t, i]
+                            ring[t, old, i] = 0
+                e = xin[t, k] - xhd[t]
+                best = -1
+                bestm = 0.0
+                for i in range(N):
+                    v = G[t, i] * e - G[t, i] * G[t, i] * (r[t, i] - rd[t, i]) + u[t, i]
+                    m = v - T_[t, i]
+                    if m > 0.0:
+                        if one:
+                            if best < 0 or m > bestm:
+                                best = i
+                                bestm = m
+                        else:
+                            r[t, i] += 1.0
+                            xh[t] += G[t, i]
+                            counts[t, i] += 1.0
+                            if nd > 0:
+                                ring[t, slot, i] = 1
+                            else:
+                                rd[t, i] += 1.0
+                                xhd[t] += G[t, i]
+                            if t == 0 and raster.shape[0] > 0 and n < raster.shape[0]:
+                                raster[n, i] = 1
+                if one and best >= 0:
+                    i = best
+                    r[t, i] += 1.0
+                    xh[t] += G[t, i]
+                    counts[t, i] += 1.0
+                    if nd > 0:
+                        ring[t, slot, i] = 1
+                    else:
+                        rd[t, i] += 1.0
+                        xhd[t] += G[t, i]
+                    if t == 0 and raster.shape[0] > 0 and n < raster.shape[0]:
+                        raster[n, i] = 1
+                err = xh[t] - xin[t, k]
+                xtr[t, k] = xh[t]
+                if n >= burn:
+                    acc[t, 0] += err
+                    acc[t, 1] += err * err
+                    acc[t, 2] += 1.0
+
+    _KERNEL["cpu"] = run_chunk
+    return run_chunk
+
+
+def _choose_dt(model, dt: float | None) -> tuple[float, int]:
+    d = model["d"]
+    if dt is None:
+        dt = 1e-3
+        if d > 0:
+            dt = d / math.ceil(d / min(dt, d / 10))
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise ParamError("dt", "a float in (0, 0.1]", dt) from None
+    if not (0 < dt <= 0.1) or not math.isfinite(dt):
+        raise ParamError("dt", "a float in (0, 0.1]", dt)
+    nd = int(round(d / dt))
+    if d > 0 and abs(nd * dt - d) > 1e-9 * max(d, 1.0):
+        raise ParamError("dt", f"a divisor of the delay d={d} (d/dt an integer)", dt)
+    return dt, nd
+
+
+def run_spiking_network(model, size: int, trials: int, seed: int, *, t_max: float = 20.0,
+                        t_burn: float = 2.0, dt: float | None = None, rule: str = "one",
+                        lambda_v: float = 1.0, record: int = 0,
+                        backend: str = "cpu") -> dict[str, Any]:
+    """Simulate ``trials`` spiking networks; per-trial moments of ``xhat - x`` after ``t_burn``.
+
+    Returns ``mean_err``, ``var_err`` (per trial), ``rate`` (mean spikes per neuron per unit
+    time), ``dt``, ``delay_steps``, ``steps``, ``finite`` and, with ``record > 0``, the
+    first ``record`` steps of trial 0: ``raster (record, N)`` (0/1), ``trace`` (``xhat``),
+    ``x`` (the input) and ``gamma`` (trial 0's decoding weights).
+    """
+    if backend != "cpu":
+        raise ParamError("backend", "cpu (the spiking engine has no CUDA kernel)", backend)
+    if rule not in RULES:
+        raise ParamError("rule", "one of " + ", ".join(RULES), rule)
+    if model["g"] != 0:
+        raise ParamError("g", "0 with engine=spiking (no disorder term in the spiking network)",
+                         model["g"])
+    if model["b"] <= 0:
+        raise ParamError("b", "a float in (0, inf) with engine=spiking (Gamma = 2 w / b)",
+                         model["b"])
+    for name, v in (("t_max", t_max), ("t_burn", t_burn), ("lambda_v", lambda_v)):
+        if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            raise ParamError(name, "a float in [0, inf)", v)
+    if t_max <= 0:
+        raise ParamError("t_max", "a float in (0, inf)", t_max)
+    if model["input"] != "constant":
+        raise ParamError("input", "constant with engine=spiking", model["input"])
+    dt, nd = _choose_dt(model, dt)
+    rngs = trial_generators(seed, trials)
+    T, N = trials, size
+    G = np.empty((T, N))
+    for t, rng in enumerate(rngs):
+        if model["weights"] == "gaussian":
+            w = rng.standard_normal(N)
+        else:
+            w = rng.choice(np.array([-1.0, 1.0]), size=N)
+        G[t] = 2.0 * w / model["b"]
+    Th = G * G / 2.0
+    decay = math.exp(-dt)
+    if lambda_v > 0:
+        udecay = math.exp(-lambda_v * dt)
+        ustd = math.sqrt((1 - udecay * udecay) / (2 * lambda_v))
+    else:
+        udecay, ustd = 1.0, math.sqrt(dt)
+    unoise = model["sigma"] * Th * ustd
+    r = np.zeros((T, N))
+    rd = np.zeros((T, N))
+    u = np.zeros((T, N))
+    xh = np.zeros(T)
+    xhd = np.zeros(T)
+    ring = np.zeros((T, nd + 1, N), dtype=np.uint8)
+    steps = int(round((t_max + t_burn) / dt))
+    burn = int(round(t_burn / dt))
+    rec = min(int(record), steps)
+    raster = np.zeros((rec, N), dtype=np.uint8)
+    trace = np.empty(rec) if rec else None
+    acc = np.zeros((T, 3))
+    counts = np.zeros((T, N))
+    kern = _kernel()
+    xval = float(model["x"])
+    n0 = 0
+    chunk = max(1, min(CHUNK, (8 << 20) // max(1, T * N)))
+    while n0 < steps:
+        K = min(chunk, steps - n0)
+        noise = np.empty((T, K, N))
+        for t, rng in enumerate(rngs):
+            noise[t] = rng.standard_normal((K, N))
+        xin = np.full((T, K), xval)
+        xtr = np.empty((T, K))
+        kern(G, Th, r, rd, u, xh, xhd, ring, xin, noise, n0, nd, decay, udecay, unoise,
+             rule == "one", burn, acc, xtr, raster, counts)
+        if trace is not None and n0 < rec:
+            m = min(K, rec - n0)
+            trace[n0 : n0 + m] = xtr[0, :m]
+        n0 += K
+    cnt = np.maximum(acc[:, 2], 1.0)
+    mean = acc[:, 0] / cnt
+    var = np.maximum(acc[:, 1] / cnt - mean**2, 0.0)
+    out = {"mean_err": mean, "var_err": var, "dt": dt, "delay_steps": nd, "steps": steps,
+           "finite": bool(np.all(np.isfinite(acc))),
+           "rate": float(counts.sum() / (T * N * steps * dt))}
+    if rec:
+        out.update(raster=raster, trace=trace, x=np.full(rec, xval), gamma=G[0].copy())
+    return out
+
+
+def simulate_spiking(model, *, size: int, trials: int, seed: int, backend: str = "cpu",
+                     **kw) -> dict[str, Any]:
+    """``simulate`` keys (``bias``, ``std``, ``error`` and their SEMs) for the spiking net."""
+    from .network import _mean_sem
+
+    allowed = {"t_max", "t_burn", "dt", "rule", "lambda_v"}  # rule, lambda_v: model params
+    for k in kw:
+        if k not in allowed:
+            raise ParamError(k, "a spiking simulate option (" + ", ".join(sorted(allowed)) + ")",
+                             kw[k])
+    res = run_spiking_network(model, size, trials, seed, backend=backend, **kw)
+    bias = np.abs(res["mean_err"])
+    std = np.sqrt(res["var_err"])
+    err = np.hypot(bias, std)
+    out: dict[str, Any] = {}
+    for name, v in (("bias", bias), ("std", std), ("error", err)):
+        m, s = _mean_sem(v)
+        out[name], out[name + "_sem"] = m, s
+    out["status"] = "ok" if res["finite"] else "diverged"
+    out.update(dt=res["dt"], delay_steps=res["delay_steps"], steps=res["steps"],
+               trials=trials, size=size, engine="spiking", rule=kw.get("rule", "one"),
+               rate=res["rate"])
+    return out
