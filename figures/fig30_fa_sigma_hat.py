@@ -35,9 +35,9 @@ def params(quick: bool) -> dict:
         "eta": 0.01,
         "t_max": 6.0 if quick else 20.0,
         "n_theory": 25 if quick else 80,
-        "n_sim": 4 if quick else 10,
+        "n_sim": 3 if quick else 10,
         "trials": 2 if quick else 6,
-        "batch": 128 if quick else 256,
+        "batch": 64 if quick else 256,
         "seed": 0,
     }
 
