@@ -270,8 +270,12 @@ def _natural(ev: _Eval, s, x, tol=TOL, steps=30):
     return s, bool(np.max(np.abs(ev.G(s, x))) <= tol)
 
 
-def _corrector(ev: _Eval, zp, tau, tol=TOL, steps=10):
-    """Newton on ``G(z) = 0, tau . (z - zp) = 0``; (z, converged, iterations)."""
+def _corrector(ev: _Eval, zp, tau, tol=TOL, steps=10, strict=False):
+    """Newton on ``G(z) = 0, tau . (z - zp) = 0``; (z, converged, iterations).
+
+    ``strict``: iterate until the Newton step vanishes (``< 1e-15``), not just
+    the residual: near a branch point a tiny state has a tiny residual at a
+    wrong parameter value."""
     d = ev.d
     z = zp.copy()
     M = np.zeros((d + 1, d + 1))
@@ -283,7 +287,7 @@ def _corrector(ev: _Eval, zp, tau, tol=TOL, steps=10):
         if not np.all(np.isfinite(g)):
             return z, False, k
         res = np.max(np.abs(g))
-        if res <= tol and k > 0:
+        if res <= tol and k > 0 and not strict:
             return z, True, k
         M[:d, :d] = ev.A(s, x)
         M[:d, d] = ev.Gx(s, x)
@@ -294,7 +298,7 @@ def _corrector(ev: _Eval, zp, tau, tol=TOL, steps=10):
         except np.linalg.LinAlgError:
             return z, False, k
         z = z + dz
-        if res <= tol and np.max(np.abs(dz)) < 1e-14:
+        if res <= tol and np.max(np.abs(dz)) < (1e-15 if strict else 1e-14):
             return z, True, k + 1
     g = ev.G(z[:d], z[d])
     return z, bool(np.all(np.isfinite(g)) and np.max(np.abs(g)) <= tol), steps
@@ -466,8 +470,9 @@ def _domain_edge(ev: _Eval, z, tau, h, lower, steps: int = 50):
     best = None
     for _ in range(steps):
         m = 0.5 * (a + b)
-        zm, ok, _ = _corrector(ev, z + m * tau, tau)
-        if not ok:
+        zm, ok, _ = _corrector(ev, z + m * tau, tau, steps=40, strict=True)
+        # a corrector that jumped to the crossing branch is no point of this one
+        if not ok or np.linalg.norm(zm - z - m * tau) > 0.25 * m:
             b = m
             continue
         gap = np.min(zm[:d] - lower)

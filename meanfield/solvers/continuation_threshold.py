@@ -47,6 +47,12 @@ def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
             return b["x"], b["kind"]
     j = seg.stop if side == "stop" else seg.start
     x = float(br.x[j])
+    if side == "stop" and j == len(br.x) - 1 and br.end == "domain":
+        # the branch left the physical domain where it meets another branch
+        # (a branch point): snap to that branch point, refined on the other branch
+        for b in res.bifurcations:
+            if abs(b["x"] - x) < 1e-3 and np.max(np.abs(b["state"] - br.states[j])) < 1e-4:
+                return b["x"], "branch_point"
     if x <= 1e-12 or x >= 1 - 1e-12:
         return x, "range"
     return x, br.end if side == "stop" and j == len(br.x) - 1 else "segment"

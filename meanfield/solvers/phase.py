@@ -63,6 +63,8 @@ def phase_diagram(
     ys: Sequence[float],
     transform: Callable[[float], dict[str, Any]] | None = None,
     bisect_steps: int = 30,
+    method: str | None = None,
+    overlaps: bool = False,
 ):
     """Regions and thresholds of ``model`` on the ``x`` x ``y`` grid.
 
@@ -80,7 +82,17 @@ def phase_diagram(
     transform : callable, optional
         Maps an ``x`` value to parameter updates (e.g. ``lambda a: {"shape": (a, a, 1/a**2)}``).
     bisect_steps : int
-        Bisection steps for each threshold (log-spaced for positive ``y``).
+        Bisection steps for each threshold (log-spaced for positive ``y``;
+        ``method="grid"``).
+    method : {'curves', 'grid'}, optional
+        ``curves`` (default when ``x`` is a parameter and no ``transform`` is
+        given): the thresholds are traced along ``x`` by two-parameter
+        continuation (:mod:`meanfield.solvers.phase_curves`) and the regions
+        filled from them; ``grid``: every grid point solved from both starts,
+        thresholds bisected per column (the former method).
+    overlaps : bool
+        Also return ``overlap_random``/``overlap_informed`` on the grid (always
+        with ``method="grid"``).
 
     Returns
     -------
@@ -95,6 +107,14 @@ def phase_diagram(
 
     xs = np.asarray(xs, dtype=float)
     ys = np.asarray(ys, dtype=float)
+    if method is None:
+        method = "curves" if transform is None and x in model.params else "grid"
+    if method not in ("curves", "grid"):
+        raise ValueError(f"method must be 'curves' or 'grid'; got {method!r}")
+    if method == "curves":
+        from .phase_curves import phase_curves
+
+        return phase_curves(model, x, xs, y, ys, overlaps=overlaps)
     upd = transform or (lambda v: {x: float(v)})
     models_x = [model.replace(**upd(v)) for v in xs]
     S, ST, phi, u = _batch(models_x, y, ys)

@@ -1,0 +1,286 @@
+"""Phase diagrams from traced boundaries (two-parameter continuation).
+
+The algorithmic and dynamic thresholds of a first-order column are folds of
+the branch in ``y``; the information threshold is the crossing of two
+branches' free energies. Moving along ``x`` they are *continued* (Newton on
+the bordered fold system, and on ``G(s_1) = G(s_2) = 0, Phi(s_1) = Phi(s_2)``,
+each seeded by a secant predictor from the previous columns), so a column
+costs a few Newton steps instead of a grid of fixed-point solves. A column
+where a curve is lost (it leaves the range, or two folds merge at the cusp)
+gets a full one-parameter continuation
+(:func:`~meanfield.solvers.continuation_threshold.threshold_by_continuation`);
+once no coexistence window is left, the remaining columns are probed in one
+batched fixed-point call from the random and the informed starts, and only
+columns that show coexistence are continued. Continuous transitions (no
+window) are the roots of ``rho(J) - 1`` at the uninformative point.
+
+Regions follow :mod:`meanfield.solvers.phase`: easy below the algorithmic
+threshold, hard up to the information threshold, impossible above it
+(continuous columns: easy below the transition, impossible above).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .._model import Model
+from .continuation import ParamPath, _Eval, continue_branches, refine_fold
+from .continuation_threshold import coexistence, threshold_by_continuation
+from .fixed_point import iterate
+from .threshold import COEXIST_TOL
+
+__all__ = ["boundaries"]
+
+
+def _column_full(m: Model, y: str, lo: float, hi: float, log: bool):
+    """Thresholds of one column from a full continuation, with the seeds to track them."""
+    vals = {}
+    for k in ("algorithmic", "information", "dynamic"):
+        r = threshold_by_continuation(m, y, k, lo, hi, log=log)
+        vals[k] = r
+    if any(r is None for r in vals.values()):
+        return None
+    res = continue_branches(m, y, lo, hi, log=log)
+    win = coexistence(res)
+    seeds: dict = {}
+    if win is not None:
+        for w, x in (win["lo_end"], win["hi_end"]):
+            f = next((f for f in res.folds if abs(f["x"] - x) < 1e-9), None)
+            if f is not None and w in ("upper", "lower"):
+                seeds["dynamic" if w == "upper" else "algorithmic"] = (f["state"], f["x"])
+        U = win["upper"]
+        for c in res.crossings:
+            if any((s.branch, s.start) == (U.branch, U.start) for s in c["segments"]):
+                seeds["information"] = (np.concatenate(c["states"]), c["x"])
+                break
+    status = "first_order" if win is not None else "continuous"
+    if win is None and vals["algorithmic"].status != "ok":
+        status = "none"
+    return {k: r.value for k, r in vals.items()}, status, seeds, res.path
+
+
+def _info_refine(ev: _Eval, z, tol=1e-12, steps=30):
+    """Newton on ``G(s_1) = G(s_2) = 0, Phi(s_1) = Phi(s_2)`` in ``(s_1, s_2, x)``."""
+    d = ev.d
+    z = np.array(z, dtype=float)
+    M = np.zeros((2 * d + 1, 2 * d + 1))
+    h = 1e-6
+    for _ in range(steps):
+        s1, s2, x = z[:d], z[d : 2 * d], z[2 * d]
+        f = np.concatenate([ev.G(s1, x), ev.G(s2, x), [ev.potential(s1, x) - ev.potential(s2, x)]])
+        if not np.all(np.isfinite(f)):
+            return z, False
+        if np.max(np.abs(f)) <= tol:
+            return z, np.max(np.abs(s1 - s2)) > 1e-7
+        M[:] = 0.0
+        M[:d, :d] = ev.A(s1, x)
+        M[d : 2 * d, d : 2 * d] = ev.A(s2, x)
+        M[:d, 2 * d] = ev.Gx(s1, x)
+        M[d : 2 * d, 2 * d] = ev.Gx(s2, x)
+        # dPhi/ds = 0 at fixed points (stationarity): only the x column remains
+        M[2 * d, 2 * d] = (
+            ev.potential(s1, x + h)
+            - ev.potential(s2, x + h)
+            - ev.potential(s1, x - h)
+            + ev.potential(s2, x - h)
+        ) / (2 * h)
+        try:
+            dz = np.linalg.solve(M, -f)
+        except np.linalg.LinAlgError:
+            return z, False
+        z = z + dz
+    return z, False
+
+
+def _path_for(path0: ParamPath, m: Model, y: str) -> ParamPath:
+    if path0.affine:
+        return dataclasses.replace(path0, model=m, t0=m.theta() - float(m[y]) * path0.t1)
+    return ParamPath.make(m, y, path0.lo, path0.hi, log=path0.log)
+
+
+def boundaries(model: Model, x: str, xs, y: str, ys):
+    """Algorithmic, information and dynamic thresholds in ``y`` for each ``x``.
+
+    Returns ``(alg, info, dyn, status)`` arrays over ``xs`` (NaN where none)
+    and the number of columns that needed a full continuation.
+    """
+    xs = np.asarray(xs, dtype=float)
+    lo, hi = float(ys[0]), float(ys[-1])
+    log = lo > 0 and hi / lo > 10.0
+    nx = len(xs)
+    out = {k: np.full(nx, np.nan) for k in ("algorithmic", "information", "dynamic")}
+    status = np.full(nx, "none", dtype=object)
+    models = [model.replace(**{x: float(v)}) for v in xs]
+    hist: dict = {}  # kind -> list of previous seeds (z vectors)
+    full = 0
+    probe_from = None
+    i = 0
+    path0 = None
+    while i < nx:
+        m = models[i]
+        tracked = None
+        if hist and path0 is not None:
+            tracked = _track(_Eval(_path_for(path0, m, y)), hist)
+        if tracked is None:
+            col = _column_full(m, y, lo, hi, log)
+            full += 1
+            if col is None:
+                status[i] = "not_converged"
+                hist = {}
+                i += 1
+                continue
+            vals, st, seeds, path0 = col
+            for k, v in vals.items():
+                out[k][i] = np.nan if v is None else v
+            status[i] = st
+            hist = {}
+            if st == "first_order" and {"algorithmic", "dynamic", "information"} <= set(seeds):
+                hist = {
+                    "algorithmic": [
+                        np.concatenate([seeds["algorithmic"][0], [seeds["algorithmic"][1]]])
+                    ],
+                    "dynamic": [np.concatenate([seeds["dynamic"][0], [seeds["dynamic"][1]]])],
+                    "information": [
+                        np.concatenate([seeds["information"][0], [seeds["information"][1]]])
+                    ],
+                }
+            elif st != "first_order" and i > 0 and status[i - 1] == "first_order":
+                probe_from = i + 1  # past the cusp: probe the rest in one batch
+                break
+        else:
+            for k, z in tracked.items():
+                out[k][i] = float(path0.v_of(z[-1]))
+                hist[k] = (hist[k] + [z])[-2:]
+            status[i] = "first_order"
+        i += 1
+    if probe_from is not None and probe_from < nx:
+        rest = list(range(probe_from, nx))
+        co = _probe(models, rest, y, np.asarray(ys, dtype=float))
+        for j, c in zip(rest, co, strict=True):
+            if c:
+                a, b, d_, s, f = boundaries(models[j], x, xs[j : j + 1], y, ys)[:5]
+                out["algorithmic"][j], out["information"][j], out["dynamic"][j] = a[0], b[0], d_[0]
+                status[j] = s[0]
+                full += f
+            else:
+                r = threshold_by_continuation_cont(models[j], y, lo, hi, log)
+                for k in out:
+                    out[k][j] = r[0]
+                status[j] = r[1]
+    return out["algorithmic"], out["information"], out["dynamic"], status, full
+
+
+def threshold_by_continuation_cont(m: Model, y: str, lo: float, hi: float, log: bool):
+    """A column without coexistence: the continuous transition, if any."""
+    from .continuation_threshold import _continuous
+    from .threshold import ThresholdResult
+
+    r = _continuous(m, y, lo, hi, log, ThresholdResult(y, "algorithmic", None, "ok"))
+    if r.status == "ok" and r.value is not None:
+        return float(r.value), "continuous"
+    return np.nan, "none"
+
+
+def _track(ev: _Eval, hist: dict):
+    """Continue each boundary point to the new column; None when any is lost."""
+    out = {}
+    d = ev.d
+    for k in ("algorithmic", "dynamic", "information"):
+        h = hist[k]
+        guess = 2 * h[-1] - h[-2] if len(h) > 1 else h[-1]
+        if k == "information":
+            z, ok = _info_refine(ev, guess)
+            if not ok:
+                z, ok = _info_refine(ev, h[-1])
+        else:
+            s, xx, ok = refine_fold(ev, guess[:d], guess[d])
+            if not ok:
+                s, xx, ok = refine_fold(ev, h[-1][:d], h[-1][d])
+            z = np.concatenate([s, [xx]])
+        if not ok or not 0.0 < z[-1] < 1.0:
+            return None
+        out[k] = z
+    a, dy, it = out["algorithmic"][-1], out["dynamic"][-1], out["information"][-1]
+    # merged folds (at the cusp) or a jump to another branch: recompute in full
+    if np.max(np.abs(out["algorithmic"][:d] - out["dynamic"][:d])) < 1e-6:
+        return None
+    if not (a <= it <= dy or dy <= it <= a):
+        return None
+    return out
+
+
+def _probe(models, idx, y, ys):
+    """Coexistence anywhere in ``ys`` for each column ``idx`` (one batched solve)."""
+    system = models[0].system()
+    thetas, s0 = [], []
+    for j in idx:
+        t, s, _ = models[j].vary(y, ys)
+        thetas.append(t)
+        s0.append(s)
+    theta = np.array(thetas)
+    s0 = np.array(s0)
+    S, _, ST = iterate(system, s0, theta[:, :, None, :], **models[0].solver_options())
+    co = (np.max(np.abs(S[:, :, 0] - S[:, :, 1]), axis=-1) > COEXIST_TOL) & (ST == "ok").all(-1)
+    return co.any(axis=1)
+
+
+def phase_curves(model: Model, x: str, xs, y: str, ys, overlaps: bool = False):
+    """The :func:`meanfield.solvers.phase.phase_diagram` dataset from traced boundaries."""
+    import xarray as xr
+
+    from .phase import REGIONS
+
+    xs = np.asarray(xs, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    alg, info, dyn, status, full = boundaries(model, x, xs, y, ys)
+    Y = ys[None, :]
+    region = np.zeros((len(xs), len(ys)), dtype=np.int8)
+    fo = (status == "first_order")[:, None]
+    a = np.where(np.isnan(alg), -np.inf, alg)[:, None]
+    it = np.where(np.isnan(info), np.inf, info)[:, None]
+    region = np.where(fo & (Y >= a), np.where(Y < it, 1, 2), region)
+    co = (status == "continuous")[:, None]
+    region = np.where(co & (Y >= a), 2, region).astype(np.int8)
+    # columns without a transition: impossible where the uninformative point is
+    # a stable fixed point (e.g. zero mean beyond the BBP point), easy otherwise
+    none = np.flatnonzero(status == "none")
+    if len(none) and hasattr(model, "uninformative_state"):
+        from .stability import spectral_radius
+
+        system = model.system()
+        for i in none:
+            m = model.replace(**{x: float(xs[i])})
+            th, _, u = m.vary(y, ys)
+            fu = system.evaluate("rhs", u, th)
+            at_u = (np.max(np.abs(fu - u), axis=-1) < 1e-10) & (
+                spectral_radius(system, u, th) < 1.0
+            )
+            region[i] = np.where(at_u, 2, 0)
+    data = {
+        "region": ((x, y), region),
+        "algorithmic": ((x,), alg),
+        "information": ((x,), info),
+        "dynamic": ((x,), dyn),
+        "status": ((x,), status.astype(str)),
+    }
+    coords = {x: xs, y: ys}
+    if overlaps:
+        from .phase import _batch
+
+        S, _, _, _ = _batch([model.replace(**{x: float(v)}) for v in xs], y, ys)
+        data["overlap_random"] = ((x, y, "mode"), S[:, :, 0])
+        data["overlap_informed"] = ((x, y, "mode"), S[:, :, 1])
+        coords["mode"] = np.arange(1, S.shape[-1] + 1)
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "regions": str(REGIONS),
+            "model": model.name,
+            "base": repr(model),
+            "method": "curves",
+            "full_continuations": int(full),
+        },
+    )
