@@ -373,7 +373,8 @@ def realization(model: FeedbackAlignment, seed: int | None = None) -> dict[str, 
     on the first ``r`` modes (``Q = e_a``, ``P = q0 u_a^T``; ``fa``: ``B = e u^T``).
     """
     v = model.values
-    n, k, m, d, r = v["n"], v["k"], v["m"], model.d, v["r"]
+    n, k, m, d = v["n"], v["k"], v["m"], model.d
+    r = min(v["r"], k, m)  # only the rank-r rules use Q, P (and they check r <= min(k, m))
     seed = v["seed"] if seed is None else seed
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 12]))
     U, V = _orth(rng, m), _orth(rng, n)

@@ -22,8 +22,8 @@ Two engines:
   (:func:`digits`), with the alignment metrics of digest §2.6.
 
 One scalar body per inner loop, compiled for the CPU (``numba.njit``) and as a
-CUDA device function (``numba.cuda.jit(device=True)``): the optimiser update
-:func:`opt_entry` (SGD or Adam, with decay) and, on the GPU, the batched
+CUDA device function (``numba.cuda.jit(device=True)``): the optimiser updates
+:func:`sgd_entry` and :func:`adam_entry` (with decay) and, on the GPU, the batched
 matrix-product entry :func:`gemm_entry` and the combination :func:`axpby_entry`
 (the CPU uses BLAS for the products). Data are drawn on the host from each
 trial's ``SeedSequence`` child, so both backends see the same numbers.
@@ -43,7 +43,8 @@ from ..._rng import trial_generators
 
 __all__ = [
     "RULES",
-    "opt_entry",
+    "sgd_entry",
+    "adam_entry",
     "gemm_entry",
     "axpby_entry",
     "Ops",
@@ -65,27 +66,28 @@ MAX_STEPS = 200_000
 #: Largest accepted ``eta * s_max * max(1, kappa)``: beyond it the Euler steps
 #: are unstable or far from the flow the theory integrates (digest pitfall 10).
 MAX_ETA_RATE = 0.5
-#: hyper-parameter vector of :func:`opt_entry`
+#: hyper-parameter vector of :func:`sgd_entry` and :func:`adam_entry`
 _HP = ("lr", "beta1", "beta2", "eps", "bc1", "bc2", "adam", "decay")
 
 
 # -- scalar bodies (one source, two targets) --------------------------------------------------
-def opt_entry(W, G, M, V, hp, i):  # pragma: no cover (compiled)
-    """Update entry ``i`` of ``W`` along the descent direction ``G`` (in place).
+def sgd_entry(W, G, M, V, hp, i):  # pragma: no cover (compiled)
+    """SGD update of entry ``i``: ``W += lr (G - decay W)`` (``M, V`` unused).
 
-    ``hp = (lr, beta1, beta2, eps, 1 - beta1^t, 1 - beta2^t, adam, decay)``:
-    the step direction is ``g = G[i] - decay W[i]``; SGD moves ``W += lr g``,
-    Adam keeps the moments ``M, V`` and moves ``W += lr mhat / (sqrt(vhat) + eps)``.
+    ``hp = (lr, beta1, beta2, eps, 1 - beta1^t, 1 - beta2^t, adam, decay)``.
     """
+    W[i] = W[i] + hp[0] * (G[i] - hp[7] * W[i])
+
+
+def adam_entry(W, G, M, V, hp, i):  # pragma: no cover (compiled)
+    """Adam update of entry ``i`` along ``g = G - decay W``: moments ``M, V``,
+    ``W += lr mhat / (sqrt(vhat) + eps)`` (``hp`` as in :func:`sgd_entry`)."""
     g = G[i] - hp[7] * W[i]
-    if hp[6] > 0.5:
-        m = hp[1] * M[i] + (1.0 - hp[1]) * g
-        v = hp[2] * V[i] + (1.0 - hp[2]) * g * g
-        M[i] = m
-        V[i] = v
-        W[i] = W[i] + hp[0] * (m / hp[4]) / (math.sqrt(v / hp[5]) + hp[3])
-    else:
-        W[i] = W[i] + hp[0] * g
+    m = hp[1] * M[i] + (1.0 - hp[1]) * g
+    v = hp[2] * V[i] + (1.0 - hp[2]) * g * g
+    M[i] = m
+    V[i] = v
+    W[i] = W[i] + hp[0] * (m / hp[4]) / (math.sqrt(v / hp[5]) + hp[3])
 
 
 def gemm_entry(A, B, C, alpha, beta, ta, tb, t, i, j):  # pragma: no cover (compiled)
@@ -121,15 +123,21 @@ cuda = None  # numba.cuda, imported on first use
 
 
 def _cpu_opt():
+    """``opt(W, G, M, V, hp)``: SGD or Adam (``hp[6]``) over every entry (CPU)."""
     if ("opt", "cpu") not in _KERNELS:
         import numba
 
-        body = numba.njit(cache=False)(opt_entry)
+        sgd = numba.njit(cache=False, inline="always")(sgd_entry)
+        adam = numba.njit(cache=False, inline="always", error_model="numpy")(adam_entry)
 
-        @numba.njit(cache=False)
+        @numba.njit(cache=False, error_model="numpy")
         def opt_kernel(W, G, M, V, hp):
-            for i in range(W.size):
-                body(W, G, M, V, hp, i)
+            if hp[6] > 0.5:
+                for i in range(W.size):
+                    adam(W, G, M, V, hp, i)
+            else:
+                for i in range(W.size):
+                    sgd(W, G, M, V, hp, i)
 
         _KERNELS[("opt", "cpu")] = opt_kernel
     return _KERNELS[("opt", "cpu")]
@@ -142,7 +150,8 @@ def cuda_kernels() -> dict[str, Any]:
         return {k: _KERNELS[(k, "cuda")] for k in ("opt", "gemm", "axpby")}
     from numba import cuda
 
-    g_opt = cuda.jit(device=True)(opt_entry)
+    g_sgd = cuda.jit(device=True)(sgd_entry)
+    g_adam = cuda.jit(device=True)(adam_entry)
     g_gemm = cuda.jit(device=True)(gemm_entry)
     g_axpby = cuda.jit(device=True)(axpby_entry)
 
@@ -150,8 +159,12 @@ def cuda_kernels() -> dict[str, Any]:
     def opt_kernel(W, G, M, V, hp):
         start = cuda.grid(1)
         stride = cuda.gridsize(1)
+        adam = hp[6] > 0.5
         for i in range(start, W.size, stride):
-            g_opt(W, G, M, V, hp, i)
+            if adam:
+                g_adam(W, G, M, V, hp, i)
+            else:
+                g_sgd(W, G, M, V, hp, i)
 
     @cuda.jit
     def gemm_kernel(A, B, C, alpha, beta, ta, tb):
@@ -662,7 +675,8 @@ def _train_mlp(
     of the rule (``dfa``: ``delta_{l-1} = (D_{l-1} e) * f'``, ``D`` fixed random);
     rank-``r`` rules use ``B_l = Q_l P_l`` with ``rank = min(r, n_in, n_out)``
     (digest pitfall 7). Forward weights move along ``-delta h^T`` with SGD or
-    Adam (the :func:`opt_entry` body); ``Q, P`` learn at ``kappa * lr`` with the
+    Adam (the :func:`sgd_entry` / :func:`adam_entry` bodies); ``Q, P`` learn at
+    ``kappa * lr`` with the
     same optimiser. ``init_feedback='svd'`` starts ``Q P`` at the truncated SVD
     of ``W^T`` (so full rank equals backprop at step 0).
 
