@@ -64,6 +64,7 @@ __all__ = [
     "matching_potential",
     "origin_eigenvalues",
     "saxe_solution",
+    "saxe_expr",
 ]
 
 PHIS = ("lin", "tanh", "relu")
@@ -317,22 +318,24 @@ def _saxe_system() -> System:
     return System("flow", (a,), (s, tau), (2 * a * (s - a) / tau,))
 
 
-def saxe_solution(t, a0: float, s_star: float, tau: float) -> np.ndarray:
-    """Saxe et al. (2014) logistic mode strength ``a(t)`` (digest §5.1), by sympy ``dsolve``.
+def saxe_expr() -> sp.Expr:
+    """Saxe et al. (2014) logistic mode strength as a sympy expression in ``t``:
+    ``a = s* a0 e^{2 s* t/tau} / (s* + a0 (e^{2 s* t/tau} - 1))`` (digest §5.1); that it solves
+    ``tau a' = 2 a (s* - a)``, ``a(0) = a0`` is checked symbolically in the tests."""
+    t, a0, s, tau = sp.symbols("t a0 s_star tau", positive=True)
+    e = sp.exp(2 * s * t / tau)
+    return s * a0 * e / (s + a0 * (e - 1))
 
-    ``tau a_dot = 2 a (s* - a)``, ``a(0) = a0``.
-    """
-    z = _saxe_closed()(np.asarray(t, complex), complex(a0), complex(s_star), complex(tau))
-    return np.real(z)
+
+def saxe_solution(t, a0: float, s_star: float, tau: float) -> np.ndarray:
+    """``a(t)`` of :func:`saxe_expr` evaluated with numpy."""
+    return _saxe_closed()(np.asarray(t, float), a0, s_star, tau)
 
 
 @cache
 def _saxe_closed():
-    a = sp.Function("a")
-    t = sp.Symbol("t", real=True)
-    a0, s, tau = sp.symbols("a0 s_star tau", positive=True)
-    sol = sp.dsolve(sp.Eq(tau * a(t).diff(t), 2 * a(t) * (s - a(t))), a(t), ics={a(0): a0})
-    return sp.lambdify((t, a0, s, tau), sp.simplify(sol.rhs), "numpy")
+    t, a0, s, tau = sp.symbols("t a0 s_star tau", positive=True)
+    return sp.lambdify((t, a0, s, tau), saxe_expr(), "numpy")
 
 
 # -- the model --------------------------------------------------------------------------

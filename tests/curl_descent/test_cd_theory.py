@@ -128,9 +128,16 @@ def check_engine_field(phi: str, n: int = 2, k: int = 2, p: int = 4) -> None:
 
 
 def test_saxe_closed_form_solves_the_declared_flow():
-    """sympy's dsolve of ``tau a' = 2 a (s - a)`` matches the digest's logistic formula and
-    the declared System integrated by the shared flow solver (rtol 1e-8)."""
+    """The logistic formula solves ``tau a' = 2 a (s - a)`` (sympy, exactly), ``a(0) = a0``,
+    and equals the declared System integrated by the shared flow solver (rtol 1e-8)."""
     from meanfield.solvers.flow import integrate_system
+
+    t_, a0_, s_, tau_ = sp.symbols("t a0 s_star tau", positive=True)
+    ex = cd.saxe_expr()
+    big_e = sp.Symbol("E", positive=True)
+    res = (tau_ * sp.diff(ex, t_) - 2 * ex * (s_ - ex)).subs(sp.exp(2 * s_ * t_ / tau_), big_e)
+    assert sp.cancel(res) == 0
+    assert sp.cancel(ex.subs(t_, 0) - a0_) == 0
 
     m = meanfield.get_model("curl_descent")()
     t = np.linspace(0, 60, 7)

@@ -655,9 +655,8 @@ class _State:
                 norm(self.S, self.G, self.SQ, self.N1, g0, g1)
 
     def _step_cuda(self, xb, xx, idx):
-        from numba import cuda as _cuda
-
         from meanfield.sims._targets import CONFIG
+        from numba import cuda as _cuda
 
         fwd, upd, steps, norm = cuda_kernels(self.phi)
         d = self.dev
@@ -858,9 +857,12 @@ def train_flow(
     cons = (np.einsum("tckn,cn,tckn->ckt", w1s[sel], batch.d1, w1s[sel])
             - batch.d2[:, :, None] * np.moveaxis(w2s[sel] ** 2, 0, -1))
     tl = res.t >= epochs - tail - 1e-9
-    theta = np.concatenate([w1s[tl].reshape(tl.sum(), c, -1), w2s[tl]], axis=2)
-    with np.errstate(all="ignore"):
-        q = np.mean(np.var(theta, axis=0), axis=1) / np.var(np.mean(theta, axis=0), axis=1)
+    if tl.sum() >= 2:
+        theta = np.concatenate([w1s[tl].reshape(tl.sum(), c, -1), w2s[tl]], axis=2)
+        with np.errstate(all="ignore"):
+            q = np.mean(np.var(theta, axis=0), axis=1) / np.var(np.mean(theta, axis=0), axis=1)
+    else:  # the flow stopped (diverged) before the tail
+        q = np.full(c, np.nan)
     thr = 10.0**threshold
     r_t = res.t[sel]
     below = te < thr
