@@ -8,7 +8,7 @@ EXTRAS := dev,cuda,dask
 # notice are not errors (-qq still prints errors)
 PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq
 
-.PHONY: venv demo test test-slow test-gpu bench lint clean
+.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) figures/out .pytest_cache .hypothesis
+
+# the [torch] extra in its own virtualenv (never the core install): LDFALinear, LDFAConv2d
+test-torch:
+	$(PYTHON) -m venv .venv-torch
+	PYTHONWARNINGS=ignore .venv-torch/bin/python -m pip install -qq -e ".[torch,dev]"
+	NUMBA_NUM_THREADS=1 .venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py
