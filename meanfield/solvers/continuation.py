@@ -192,17 +192,40 @@ class _Eval:
             raise ValueError("param_derivative must be 'sympy' or 'difference'")
         self.exact = param_derivative == "sympy"
         self.nev = 0
+        # scalar compiled calls (a few microseconds each) for single points
+        self._f = _codegen.njit(self.sys._fn("rhs"))
+        self._j = _codegen.njit(self.sys._fn("jacobian"))
+        self._phi = (
+            _codegen.njit(self.sys._fn("potential")) if self.sys.potential is not None else None
+        )
+        self._dp = _codegen.njit(_param_jacobian(self.sys)) if self.exact else None
+
+    def _th(self, x):
+        return self.path.theta(self.path.v_of(x))
+
+    def _call(self, fn, s, x):
+        s = np.asarray(s, dtype=float)
+        th = self._th(x)
+        if s.ndim == 1 and th.ndim == 1:
+            return np.array(fn(*s.tolist(), *th.tolist()), dtype=float)
+        return None
 
     def F(self, s, x):
         self.nev += 1
-        return self.sys.evaluate("rhs", s, self.path.theta(self.path.v_of(x)))
+        out = self._call(self._f, s, x)
+        if out is not None:
+            return out
+        return self.sys.evaluate("rhs", s, self._th(x))
 
     def G(self, s, x):
         f = self.F(s, x)
         return f - s if self.map else f
 
     def J(self, s, x):
-        return self.sys.evaluate("jacobian", s, self.path.theta(self.path.v_of(x)))
+        out = self._call(self._j, s, x)
+        if out is not None:
+            return out.reshape(self.d, self.d)
+        return self.sys.evaluate("jacobian", s, self._th(x))
 
     def A(self, s, x):
         j = self.J(s, x)
@@ -212,6 +235,10 @@ class _Eval:
         p = self.path
         v = p.v_of(x)
         if self.exact:
+            out = self._call(self._dp, s, x)
+            if out is not None:
+                dF = out.reshape(self.d, len(self.sys.params))
+                return dF @ p.dtheta(v) * p.dv_dx(x)
             fn = _param_jacobian(self.sys)
             th = p.theta(v)
             s_ = np.asarray(s, dtype=float)
@@ -230,7 +257,10 @@ class _Eval:
     def potential(self, s, x) -> float:
         if self.sys.potential is None:
             return float("nan")
-        return float(self.sys.evaluate("potential", s, self.path.theta(self.path.v_of(x))))
+        out = self._call(self._phi, s, x)
+        if out is not None:
+            return float(out[0])
+        return float(self.sys.evaluate("potential", s, self._th(x)))
 
 
 def _tangent(A, gx, prev):
@@ -573,7 +603,16 @@ def _refine_margin(ev: _Eval, br: Branch, i: int) -> tuple[float, np.ndarray] | 
     elif fb == 0:
         xr = b
     else:
-        xr = brentq(f, min(a, b), max(a, b), xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        try:
+            xr = brentq(f, min(a, b), max(a, b), xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        except ValueError:  # Newton lost near the point: bisect on the known signs
+            for _ in range(60):
+                m = 0.5 * (a + b)
+                fm = f(m)
+                if not np.isfinite(fm):
+                    break
+                a, fa, b = (m, fm, b) if fm * fa > 0 else (a, fa, m)
+            xr = 0.5 * (a + b)
     s, _ = _on_branch(ev, br, i, xr)
     return float(xr), s
 

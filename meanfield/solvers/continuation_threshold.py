@@ -28,7 +28,7 @@ import numpy as np
 
 from .._model import Model
 from .continuation import Continuation, Segment, _seg_state, continue_branches, stable_segments
-from .threshold import ThresholdResult, _never_unstable, _uninformative
+from .threshold import ThresholdResult, _never_unstable
 
 __all__ = ["threshold_by_continuation", "coexistence"]
 
@@ -217,15 +217,16 @@ def _continuous(model, param, lo, hi, log, out: ThresholdResult):
         out.status = "no_transition"
         return out
     grid = np.geomspace(lo, hi, 64) if log else np.linspace(lo, hi, 64)
-    system, u, theta = _uninformative(model, param, grid)
+    system = model.system()
+    theta, _, u = model.vary(param, grid)
     fu = system.evaluate("rhs", u, theta)
     if np.max(np.abs(fu - u)) > 1e-10:
         out.status = "no_transition"
         return out
 
     def test(x):
-        s, uu, th = _uninformative(model, param, np.array([x]))
-        return float(spectral_radius(s, uu, th)[0] - 1.0)
+        th, _, uu = model.vary(param, np.array([x]))
+        return float(spectral_radius(system, uu, th)[0] - 1.0)
 
     r = locate_crossing(
         test, lo, hi, param=param, kind=out.kind, points=64, log=log, which="last", rtol=1e-13
