@@ -31,6 +31,10 @@ def _suite(name: str):
         from . import network
 
         return network.run
+    if name == "curl":
+        from . import curl
+
+        return curl.run
     if name == "fa":
         from . import fa
 

@@ -131,12 +131,12 @@ def cfg_step(c, A1, DS, E, W2, D2, Y, idx, G, SQ, N1, N2, XX, prm):
             for b in range(B):
                 cross += DS[c, k, b] * A1[c, k, B + b]
         quad = 0.0
-        for b in range(B):
-            for bb in range(B):
+        for k in range(K):
+            for b in range(B):
                 t = 0.0
-                for k in range(K):
-                    t += DS[c, k, b] * DS[c, k, bb]
-                quad += t * XX[b, bb]
+                for bb in range(B):
+                    t += XX[b, bb] * DS[c, k, bb]
+                quad += t * DS[c, k, b]
         sq = SQ[c] + 2.0 * cross + quad
         SQ[c] = sq
         G[c] = N1[c] / math.sqrt(sq)
