@@ -8,7 +8,7 @@ EXTRAS := dev,cuda,dask
 # notice are not errors (-qq still prints errors)
 PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq
 
-.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch
+.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch mutations
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ test-torch:
 	$(PYTHON) -m venv .venv-torch
 	PYTHONWARNINGS=ignore .venv-torch/bin/python -m pip install -qq -e ".[torch,dev]"
 	NUMBA_NUM_THREADS=1 .venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py
+
+# issue 8: each deliberate breakage of tests/mutations/_mutants.py must fail its tests
+mutations: $(STAMP)
+	NUMBA_NUM_THREADS=2 $(BIN)/python -m pytest tests/mutations -m "slow or not slow" -q

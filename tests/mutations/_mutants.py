@@ -1,0 +1,166 @@
+"""Deliberate breakages of the tensor theory and AMP engine (issue 8, mutation checks).
+
+Each mutation is applied inside a fresh pytest process, before collection, by
+the plugin :mod:`_mutation_plugin` (``MEANFIELD_MUTATION=<name>``). Engine
+mutations rewrite one statement of a function's source (the text replaced must
+occur exactly once, so a refactor of the engine makes the mutation fail loudly
+instead of silently testing nothing) and re-define the function in its module;
+theory mutations wrap the public API.
+
+==================  ==================================================  ============================
+name                breakage                                            must be caught by
+==================  ==================================================  ============================
+onsager_removed     no reaction term in the fields (every order; the    fixed points (order 2 and 3)
+                    sequential order-2 pass and the parallel schedule)  and the trajectory test
+onsager_time_shift  the reaction term multiplies ``xhat^{a,t}`` instead  order 3 (tensor.md §9.3:
+                    of ``xhat^{a,t-1}`` (parallel schedule)             collapses) and trajectories
+theory_shift_2pc    ``meanfield.solve`` returns overlaps and MSEs 2%    the powered fixed-point
+                    too large                                           tests
+damping_ignored     AMP runs undamped whatever ``damping`` says         non-zero-mean order 3 cases
+                                                                        (tensor.md §2: oscillation)
+prior_swapped       mode 1's denoiser (and its prior parameters) is     the mixed-prior cases
+                    mode p's                                            (order 2 and 3)
+==================  ==================================================  ============================
+
+Targets are pytest node ids under ``tests/theory_vs_sim`` (see
+:data:`TARGETS`); ``tests/mutations/test_mutations.py`` asserts that each
+mutation makes its targets fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import textwrap
+
+AMP = "meanfield.sims.engines.amp"
+
+
+def source_patch(module: str, name: str, edits: list[tuple[str, str]]) -> None:
+    """Re-define ``module.name`` (a function or class) with each ``old`` text replaced by
+    ``new``; every ``old`` must occur exactly once in its source."""
+    mod = importlib.import_module(module)
+    src = textwrap.dedent(inspect.getsource(getattr(mod, name)))
+    for old, new in edits:
+        count = src.count(old)
+        if count != 1:
+            raise RuntimeError(f"mutation of {module}.{name}: {old!r} occurs {count} times")
+        src = src.replace(old, new)
+    code = compile(src, f"<mutated {module}.{name}>", "exec")
+    exec(code, mod.__dict__)  # noqa: S102 - the point of a mutation test
+
+
+def _onsager_removed() -> None:
+    source_patch(
+        AMP,
+        "run_amp",
+        [
+            ("Bf = raw[a] / norm - (ons / delta)[:, None] * xo[a]", "Bf = raw[a] / norm"),
+            ("ons0 = n[1] * np.mean(sv[1], axis=1) / delta", "ons0 = 0.0 * np.mean(sv[1], axis=1)"),
+            ("ons1 = n[0] * np.mean(S0, axis=1) / delta", "ons1 = 0.0 * np.mean(S0, axis=1)"),
+        ],
+    )
+
+
+def _onsager_time_shift() -> None:
+    source_patch(
+        AMP,
+        "run_amp",
+        [
+            (
+                "Bf = raw[a] / norm - (ons / delta)[:, None] * xo[a]",
+                "Bf = raw[a] / norm - (ons / delta)[:, None] * xh[a]",
+            )
+        ],
+    )
+
+
+def _damping_ignored() -> None:
+    source_patch(
+        AMP,
+        "Stopping",
+        [
+            (
+                "self.eta0 = float(eta0) if eta0 is not None else "
+                "(0.8 if model.order == 2 else 0.5)",
+                "self.eta0 = 1.0",
+            )
+        ],
+    )
+    # the rank engine imported the class by name
+    rank = importlib.import_module("meanfield.sims.engines.amp_rank")
+    rank.Stopping = importlib.import_module(AMP).Stopping
+
+
+def _prior_swapped() -> None:
+    source_patch(
+        AMP,
+        "run_amp",
+        [
+            (
+                "    for pr in priors:\n        entry = _targets.amp_entry(denoiser_for(pr))",
+                "    for pr in [priors[-1], *priors[1:]]:\n"
+                "        entry = _targets.amp_entry(denoiser_for(pr))",
+            )
+        ],
+    )
+
+
+def _theory_shift() -> None:
+    import meanfield
+    from meanfield import api
+
+    original = api.solve
+
+    @functools.wraps(original)
+    def shifted(model, params=None):
+        out = dict(original(model, params))
+        for key in ("overlap", "mse"):
+            if key in out:
+                out[key] = (1.02 * __import__("numpy").asarray(out[key])).tolist()
+        return out
+
+    api.solve = shifted
+    meanfield.solve = shifted
+
+
+MUTATIONS = {
+    "onsager_removed": _onsager_removed,
+    "onsager_time_shift": _onsager_time_shift,
+    "theory_shift_2pc": _theory_shift,
+    "damping_ignored": _damping_ignored,
+    "prior_swapped": _prior_swapped,
+}
+
+_TV = "tests/theory_vs_sim/test_tensor_theory_vs_amp.py"
+_TR = "tests/theory_vs_sim/test_tensor_trajectories.py"
+
+#: the tests each mutation must make fail (every listed id is run; all must fail)
+TARGETS: dict[str, list[str]] = {
+    "onsager_removed": [
+        f"{_TV}::test_order2_powered[rademacher-random]",
+        f"{_TV}::test_order3_powered[rademacher-informed]",
+        f"{_TR}::test_amp_trajectory_follows_state_evolution",
+    ],
+    "onsager_time_shift": [
+        f"{_TV}::test_order3_powered[rademacher-informed]",
+        f"{_TR}::test_amp_trajectory_follows_state_evolution",
+    ],
+    "theory_shift_2pc": [
+        f"{_TV}::test_order2_powered[rademacher-random]",
+        f"{_TV}::test_order3_powered[rademacher-informed]",
+    ],
+    "damping_ignored": [
+        f"{_TV}::test_order3_powered[gaussian_mean-random]",
+    ],
+    "prior_swapped": [
+        f"{_TV}::test_order2_powered[rademacher,gaussian-random]",
+        f"{_TV}::test_order3_powered[mixed-random]",
+    ],
+}
+
+
+def apply(name: str) -> None:
+    """Apply mutation ``name`` in this process."""
+    MUTATIONS[name]()
