@@ -59,6 +59,9 @@ TRACK_MAX_BATCH = 16
 #: forward product, the body and the update).
 CHUNK_BYTES = 768 * 1024
 _KERNELS: dict = {}
+#: In the bodies' namespace: compiled in memory, never through the generated-code disk cache
+#: (the bodies are hand-written, and tests compile mutated variants of them).
+_IN_MEMORY = object()
 cuda = None  # numba.cuda, imported on first use (a module global for the CUDA simulator)
 
 
@@ -162,7 +165,8 @@ def _body(phi: str):
     src = BODY_SOURCE[: BODY_SOURCE.index("def cfg_norm")].replace("ACT(", f"{act.name}(")
     key = f"cfg_step_{act.key}_{zlib.crc32(src.encode()):08x}"
     fn = ScalarFunction(name="cfg_step", inputs=(), outputs=(), source=src,
-                        namespace={"math": math}, key=key, helpers=[act])
+                        namespace={"math": math, "_in_memory": _IN_MEMORY}, key=key,
+                        helpers=[act])
     _codegen._finish(fn)
     return fn
 
@@ -173,7 +177,8 @@ def _norm_body():
 
     src = BODY_SOURCE[BODY_SOURCE.index("def cfg_norm"):]
     fn = ScalarFunction(name="cfg_norm", inputs=(), outputs=(), source=src,
-                        namespace={"math": math}, key=f"cfg_norm_{zlib.crc32(src.encode()):08x}")
+                        namespace={"math": math, "_in_memory": _IN_MEMORY},
+                        key=f"cfg_norm_{zlib.crc32(src.encode()):08x}")
     _codegen._finish(fn)
     return fn
 
