@@ -8,7 +8,7 @@ EXTRAS := dev,cuda,dask
 # notice are not errors (-qq still prints errors)
 PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq
 
-.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch mutations
+.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch mutations bench-brian2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,13 @@ test-torch:
 # issue 8: each deliberate breakage of tests/mutations/_mutants.py must fail its tests
 mutations: $(STAMP)
 	NUMBA_NUM_THREADS=2 $(BIN)/python -m pytest tests/mutations -m "slow or not slow" -q
+
+# issue 10: predictive-coding networks against Brian2 in its own environment (Brian2 2.9
+# needs numpy < 2.4; the package's numpy stays unpinned)
+.venv-brian2/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-brian2
+	PYTHONWARNINGS=ignore .venv-brian2/bin/python -m pip install -qq -e . brian2 "numpy<2.4"
+	touch .venv-brian2/.installed
+
+bench-brian2: .venv-brian2/.installed
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv-brian2/bin/python bench/brian2_network.py
