@@ -4,7 +4,8 @@ against the dgemm it is built on, measured in the same process.
 Time per neuron-trial-step of ``run_rate_network`` (setup differenced out:
 ``(t(K1 steps) - t(K0 steps)) / (K1 - K0)``) against one ``(T, N) @ (N, N)``
 matrix product per step (``2 N`` flops per neuron-trial); the ratio is the
-fraction of the dgemm rate the engine reaches. No Brian2 row yet.
+fraction of the dgemm rate the engine reaches. Brian2: ``make bench-brian2``
+(``bench/brian2_network.py``, its own environment).
 """
 
 from __future__ import annotations
