@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 PHIS = ("lin", "tanh", "relu")
+#: Largest input dimension ``solve`` samples (an ``N x N`` symmetric eigenproblem).
+SOLVE_MAX_N = 4000
 _X = sp.Symbol("x", real=True)
 ALPHA, BETA, C = sp.symbols("alpha beta c", positive=True)
 
@@ -454,11 +456,16 @@ class CurlDescent(Model):
         at the realised fractions ``n1/N``, ``n2/K``.
         """
         self.require_network()
-        n, k, s = self.n_in, self["hidden"], self["s"]
+        n, k = self.n_in, self["hidden"]
+        if n > SOLVE_MAX_N or k * n > 2e7:
+            raise ParamError("hidden", f"small enough that N = round(c K) <= {SOLVE_MAX_N} and "
+                             "K N <= 2e7 for solve (one N x N "
+                             "eigenvalue problem)", self["hidden"])
         d1, d2 = self.signs
         rng = np.random.default_rng(np.random.SeedSequence(self["seed"]))
-        w1, w2 = balanced_point(n, k, s, rng)
-        lam = float(np.linalg.eigvalsh(a_matrix(w1, w2, d1, d2) / s**2)[0])
+        # A/s^2 is the A of the unit-scale point (W1/s, w2/s): sample that (no overflow)
+        w1, w2 = balanced_point(n, k, 1.0, rng)
+        lam = float(np.linalg.eigvalsh(a_matrix(w1, w2, d1, d2))[0])
         ah, ar = float(np.mean(d1 < 0)), float(np.mean(d2 < 0))
         lt = lambda_min_theory(self["c"], ah, ar)
         out = outlier_theory(self["c"]) if ah > 0 else float("nan")

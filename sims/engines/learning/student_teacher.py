@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,10 @@ def activation(phi: str):
 
         x = sp.Symbol("x", real=True)
         e = phi_expr(phi).subs(sp.Symbol("x", real=True), x)
-        _ACT[phi] = _codegen.scalar_function([e, sp.diff(e, x)], [x], name=f"act_{phi}")
+        fn = _codegen.scalar_function([e, sp.diff(e, x)], [x], name=f"act_{phi}")
+        # compiled in memory like the bodies that call it (not the disk cache)
+        _ACT[phi] = replace(fn, namespace={**fn.namespace, "_in_memory": _IN_MEMORY},
+                            key=f"{fn.key}_st")
     return _ACT[phi]
 
 
