@@ -11,7 +11,7 @@ import time
 
 from ._timing import table
 
-SUITES = ("se", "phase", "amp", "network", "fa")
+SUITES = ("se", "phase", "amp", "network", "fa", "curl")
 
 
 def _suite(name: str):
