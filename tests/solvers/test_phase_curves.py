@@ -22,14 +22,14 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 def test_curves_match_grid_thresholds():
     m = meanfield.get_model("tensor")(order=3, prior="gaussian")
-    xs = np.linspace(0.05, 0.3, 6)
-    ys = np.geomspace(0.01, 1.0, 12)
+    xs = np.linspace(0.05, 0.3, 5)
+    ys = np.geomspace(0.01, 1.0, 10)
     a = phase_diagram(m, "mean", xs, ys=ys)
     b = phase_diagram(m, "mean", xs, ys=ys, method="grid")
     assert a.attrs["method"] == "curves"
     assert a.attrs["full_continuations"] < len(xs)  # most columns were tracked
     both = (a.status.values == "first_order") & (b.status.values == "first_order")
-    assert both.sum() >= 4
+    assert both.sum() >= 3
     for k in ("algorithmic", "information", "dynamic"):
         va, vb = a[k].values[both], b[k].values[both]
         ok = np.isfinite(va) & np.isfinite(vb)
