@@ -10,7 +10,9 @@ Sources:
   Delta_dyn = (p-2)^(p-2) / (p-1)^(p-1).
 * Tricritical mean for N(mu, 1), cubic order 3 (tensor.md §3):
   mu_c = 1/(2 sqrt 2), Delta_c = 27/64; above mu_c no hard phase.
-* Threshold table of tensor.md §4, Gaussian rows (exact to about 1e-4 there).
+* Threshold table of tensor.md §4, every row with numbers, and the rows
+  without a transition; tolerances 2e-3 relative or the table's 4-decimal
+  rounding (issue 8: the code agrees with every row to <= 5e-5).
 """
 
 import numpy as np
@@ -63,47 +65,118 @@ def test_order3_gaussian_threshold_table(mean, alg, it, dyn):
         k: meanfield.threshold("tensor", base, kind=k)["value"]
         for k in ("algorithmic", "information", "dynamic")
     }
-    assert got["algorithmic"] == pytest.approx(alg, abs=1.5e-4)
-    assert got["information"] == pytest.approx(it, abs=1.5e-4)
-    assert got["dynamic"] == pytest.approx(dyn, abs=1.5e-4)
+    # 4-decimal table (rounding 5e-5) + 1e-5 solver tolerance; measured <= 5e-5
+    assert got["algorithmic"] == pytest.approx(alg, abs=6e-5)
+    assert got["information"] == pytest.approx(it, abs=6e-5)
+    assert got["dynamic"] == pytest.approx(dyn, abs=6e-5)
     assert got["algorithmic"] < got["information"] < got["dynamic"]
 
 
 def test_tricritical_point_order3():
+    """Delta_alg, Delta_IT and Delta_dyn of N(mu, 1) meet at (mu_c, 27/64) (tensor.md §3).
+
+    Each approaches 27/64 linearly in mu_c - mu (measured: -4.1% / -1.2% at
+    mu_c - 0.01 / 0.003); their linear extrapolation to mu_c agrees with 27/64
+    within 2e-3 relative (the quadratic term, measured 4e-4 to 9e-4). Closer
+    than about 1e-3 to mu_c the threshold solver reports no_transition (the
+    coexistence window is below its resolution), so the extrapolation is the
+    check; just above mu_c there is none."""
     mu_c = 1 / (2 * np.sqrt(2))
-    below = meanfield.threshold("tensor", dict(order=3, mean=mu_c - 0.01), kind="dynamic")
-    above = meanfield.threshold("tensor", dict(order=3, mean=mu_c + 0.01), kind="dynamic")
-    assert below["status"] == "ok" and abs(below["value"] - 27 / 64) < 0.02
-    assert above["status"] == "no_transition"
+    d = np.array([0.01, 0.003])
+    for kind in ("algorithmic", "information", "dynamic"):
+        vals = []
+        for dm in d:
+            out = meanfield.threshold("tensor", dict(order=3, mean=mu_c - dm), kind=kind)
+            assert out["status"] == "ok", (kind, dm, out)
+            vals.append(out["value"])
+        slope = (vals[0] - vals[1]) / (d[0] - d[1])
+        at_c = vals[1] - slope * d[1]
+        assert at_c == pytest.approx(27 / 64, rel=2e-3), (kind, vals, at_c)
+        assert slope < 0, (kind, vals)
+    for mean in (mu_c + 0.002, 0.5):
+        above = meanfield.threshold("tensor", dict(order=3, mean=mean), kind="dynamic")
+        assert above["status"] == "no_transition", (mean, above)
 
 
 def test_order3_gaussian_mse_table():
     """MSE of SE from the random start, N(0.2, 1), cubic p = 3 (tensor.md §4)."""
     for delta, mse in [(0.05, 0.0484), (0.1, 0.1021), (0.15, 0.1633), (0.2, 0.9852)]:
         out = meanfield.solve("tensor", dict(order=3, mean=0.2, delta=delta))
-        assert out["mse"][0] == pytest.approx(mse, abs=1e-4)
+        assert out["mse"][0] == pytest.approx(mse, abs=6e-5)
+    # the Bayes (informative-branch) MMSE at Delta = 0.2, below Delta_IT
+    out = meanfield.solve("tensor", dict(order=3, mean=0.2, delta=0.2, init="informed"))
+    assert out["mse"][0] == pytest.approx(0.2365, abs=6e-5)
+    assert out["branch"] == "informative"
+
+
+def _table_tol(value: float) -> float:
+    """2e-3 relative, or the 4-decimal rounding of the digest's table (5e-5,
+    plus 1e-5 of solver tolerance) where that is larger (values below 0.03)."""
+    return max(2e-3 * abs(value), 6e-5)
 
 
 @pytest.mark.parametrize(
-    "params,alg,it,dyn,tol",
+    "params,alg,it,dyn",
     [
-        # tensor.md §4: Gaussian rows exact to ~1e-4, discrete/sparse to ~1e-3
-        (dict(order=4, prior="rademacher"), 0.0, 0.1903, 0.2301, 1.5e-3),
-        (dict(order=3, prior="rademacher", mean=0.1), 0.0388, 0.2866, 0.3121, 1.5e-3),
-        (dict(order=3, prior="rademacher", mean=0.3), 0.2722, 0.3239, 0.3357, 1.5e-3),
-        (dict(order=3, prior="gauss_bernoulli", rho=0.5), 0.0, 0.0325, 0.0358, 1.5e-3),
-        (dict(order=3, prior="gaussian", mean="0,0.2,0.2"), 0.1010, 0.2592, 0.2780, 1.5e-4),
-        (dict(order=3, prior="gaussian", mean="0,0,0.5"), 0.2460, 0.3291, 0.3424, 1.5e-4),
+        # tensor.md §4, every row with numbers (the code agrees to <= 5e-5
+        # with each; measured)
+        (dict(order=4), 0.0, 0.1265, 4 / 27),
+        (dict(order=4, prior="rademacher"), 0.0, 0.1903, 0.2301),
+        (dict(order=3, prior="rademacher", mean=0.1), 0.0388, 0.2866, 0.3121),
+        (dict(order=3, prior="rademacher", mean=0.2), 0.1417, 0.2988, 0.3198),
+        (dict(order=3, prior="rademacher", mean=0.3), 0.2722, 0.3239, 0.3357),
+        (dict(order=3, prior="gauss_bernoulli", rho=0.5), 0.0, 0.0325, 0.0358),
+        (dict(order=3, prior="gauss_bernoulli", rho=0.2), 0.0, 0.0033, 0.0038),
+        (dict(order=3, prior="gaussian", mean="0,0.1,0.1"), 0.0258, 0.2362, 0.2567),
+        (dict(order=3, prior="gaussian", mean="0,0.2,0.2"), 0.1010, 0.2592, 0.2780),
+        (dict(order=3, prior="gaussian", mean="0,0.3,0.3"), 0.2186, 0.3027, 0.3173),
+        # two zero-mean modes: Delta_alg is the linear instability of M_1 = M_2 = 0,
+        # v_1 v_2 sqrt(n_1 n_2) n_3 mu_3^2 = 0.09 (§3; the table's 0.0898 is its
+        # less accurate numerical value; the code gives 0.090000)
+        (dict(order=3, prior="gaussian", mean="0,0,0.3"), 0.09, 0.2623, 0.2811),
+        (dict(order=3, prior="gaussian", mean="0,0,0.5"), 0.2460, 0.3291, 0.3424),
     ],
 )
-def test_threshold_table_more_rows(params, alg, it, dyn, tol):
+def test_threshold_table_more_rows(params, alg, it, dyn):
     got = {
         k: meanfield.threshold("tensor", params, kind=k)["value"]
         for k in ("algorithmic", "information", "dynamic")
     }
-    assert got["algorithmic"] == pytest.approx(alg, abs=tol)
-    assert got["information"] == pytest.approx(it, abs=tol)
-    assert got["dynamic"] == pytest.approx(dyn, abs=tol)
+    assert got["algorithmic"] == pytest.approx(alg, abs=_table_tol(alg))
+    assert got["information"] == pytest.approx(it, abs=_table_tol(it))
+    assert got["dynamic"] == pytest.approx(dyn, abs=_table_tol(dyn))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(order=3, mean=0.36),  # N(mu >= 0.354, 1): no transition
+        dict(order=3, prior="rademacher", mean=0.4),  # +-1, b = 0.4
+        dict(order=3, mean="0,0.5,0.5"),  # one zero-mean mode, mu = 0.5: smooth
+    ],
+)
+def test_threshold_table_rows_without_transition(params):
+    for kind in ("algorithmic", "information", "dynamic"):
+        out = meanfield.threshold("tensor", params, kind=kind)
+        assert out["status"] == "no_transition", (params, kind, out)
+
+
+def test_rademacher_order2_more_values():
+    """tensor.md §7.1: Rademacher SE M = 0.2238 / 0.0516 at Delta = 0.8 / 0.95."""
+    for delta, m in [(0.8, 0.2238), (0.95, 0.0516)]:
+        out = meanfield.solve("tensor", dict(order=2, prior="rademacher", delta=delta))
+        assert out["overlap"][0] == pytest.approx(m, abs=6e-5)
+
+
+@pytest.mark.parametrize("c", [2.0, 0.5])
+def test_size_normalisation_scaling(c):
+    """tensor.md §1/§7: N -> cN (n_a -> n_a / c) is Delta -> Delta / c^(p-1)."""
+    base = dict(order=3, mean=0.2)
+    scaled = dict(base, shape=f"{1 / c}")
+    for kind in ("algorithmic", "information", "dynamic"):
+        a = meanfield.threshold("tensor", base, kind=kind)["value"]
+        b = meanfield.threshold("tensor", scaled, kind=kind)["value"]
+        assert b == pytest.approx(a / c**2, rel=2e-3), kind
 
 
 def test_one_zero_mean_mode_keeps_the_easy_phase():
