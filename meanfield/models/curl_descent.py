@@ -370,7 +370,7 @@ class CurlDescent(Model):
         "samples": Param("samples", "int", 250, lo=1, doc="training-set size P"),
         "batch": Param("batch", "int", 10, lo=1, doc="minibatch size (discrete mode)"),
         "lr": Param("lr", "float", 0.1, lo=0, lo_open=True, doc="learning rate (per epoch)"),
-        "epochs": Param("epochs", "int", 2000, lo=1, doc="training epochs (flow: t = lr epochs)"),
+        "epochs": Param("epochs", "int", 500, lo=1, doc="training epochs (flow: t = lr epochs)"),
         "init": Param("init", "choice", "random", choices=("random", "teacher"),
                       doc="student start: random (scale s) or at the teacher (chaos runs)"),
         "teacher": Param("teacher", "choice", "uniform", choices=("uniform", "normal"),
