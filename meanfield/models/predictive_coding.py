@@ -350,7 +350,12 @@ class PredictiveCoding(Model):
     def simulation_bytes(self, size: int, trials: int, **engine: Any) -> int:
         """State, noise chunk and (for g > 0) the disorder matrices."""
         if self["engine"] == "spiking":
-            return int(8 * size * 8 * trials)
+            try:
+                dt = float(engine.get("dt") or 1e-3)
+            except (TypeError, ValueError):
+                dt = 1e-3
+            ring = (int(self["d"] / dt) + 1) if dt > 0 else 1  # uint8 spike history
+            return int((8 * 8 + ring) * size * trials)
         per_trial = 8 * size * 8
         dense = 8 * size * size * (trials if self["g"] > 0 else 0)
         return int(per_trial * trials + dense)
