@@ -12,16 +12,16 @@ the finite-N mean with a standard error 2-8 times smaller (measured: order 3,
 N(0.6, 1), N = 150, 12 trials: 2.0% -> 0.25% of M; order 2, N(0, 1),
 N = 1000, 16 trials: 1.1% -> 0.45%).
 
-Sizes: order 2 at N = 1000 (default) and 1000/2000 (slow, with the
-finite-size trend); order 3 at N = 150 (default, where the 1/N bias measured
-< 0.3% of M) and 200/300 (slow); order 4 only under ``slow``. Every prior,
+Sizes: order 2 at N = 1000, 16 trials (default) and 1000/2000 (slow, with
+the finite-size trend); order 3 at N = 150, 24 trials (default; 16 left the
+Rademacher case at a 3.25% band) and 200/300 (slow); order 4 only under ``slow``. Every prior,
 both starts and both damping modes are drawn in the default run (the
 parametrised cases); the hypothesis property test (slow) adds shapes and
 noise levels, with one explicit example per prior.
 
 Finite size: a stated relative bias allowance (``BIAS``, counted in the band)
 covers the O(1/N) bias at the default sizes: measured at order 3, N = 150,
--0.5% of M for N(0.6, 1) (3.3 SE of 16 trials) and 6e-5 for the zero-mean
+-0.5% of M for N(0.6, 1) (3.3 SE of 16 trials; allowance 0.7% at order 3) and 6e-5 for the zero-mean
 Rademacher mode of the mixed case (8 SE, an SE of 7e-6).
 
 The MSE is checked with the same estimator within ``N_SIGMA`` standard errors
@@ -46,7 +46,7 @@ from meanfield import get_model
 
 N_SIGMA = 3.0
 PRECISION = 0.03
-BIAS = {2: 0.002, 3: 0.01, 4: 0.01}
+BIAS = {2: 0.002, 3: 0.007, 4: 0.01}
 # a failing example costs minutes of AMP per shrink step: report it unshrunk
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
@@ -213,7 +213,7 @@ ORDER3_SLOW = {
 
 @pytest.mark.parametrize("case", list(ORDER3), ids=list(ORDER3))
 def test_order3_powered(case):
-    check_powered(dict(order=3, **ORDER3[case]), (150,), 16, seed=11)
+    check_powered(dict(order=3, **ORDER3[case]), (150,), 24, seed=11)
 
 
 @pytest.mark.slow
