@@ -739,6 +739,13 @@ def continue_branches(
         More fixed points to continue from (e.g. an isolated branch).
     """
     path = ParamPath.make(model, param, lo, hi, log=log)
+    # a diverging corrector step is rejected by its non-finite residual
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _continue(model, path, param_derivative, hmax, extra_seeds)
+
+
+def _continue(model, path, param_derivative, hmax, extra_seeds) -> Continuation:
+    lo, hi = path.lo, path.hi
     ev = _Eval(path, param_derivative)
     lower = _lower_bounds(model)
     branches: list[Branch] = []
