@@ -68,6 +68,7 @@ cuda = None  # numba.cuda, imported on first use (a module global for the CUDA s
 def _blas_controller():
     """One ``threadpoolctl`` controller per process (building one inspects every library)."""
     if "blas" not in _KERNELS:
+        import scipy.linalg.blas  # noqa: F401  (load scipy's BLAS too, so the limit covers it)
         from threadpoolctl import ThreadpoolController
 
         _KERNELS["blas"] = ThreadpoolController()
@@ -520,8 +521,8 @@ def _loop(state, batch, c0, k, n, p, phi, epochs, lr, batch_size, rec, tail, lya
         if ep - 1 == lyap_start:
             state.add_shadows(_perturb(state, c0, phi, delta0, lrng))
         order = rng.permutation(p) if batch_size < p else np.arange(p)
-        for s0 in range(0, p - batch_size + 1, batch_size):
-            state.step(batch.x, order[s0 : s0 + batch_size], lr / p)
+        state.epoch(batch.x, [order[s0 : s0 + batch_size]
+                              for s0 in range(0, p - batch_size + 1, batch_size)], lr / p)
         state.fold()
         if state.shadows and (ep - lyap_start) % lyap_every == 0:
             growth = _renormalise_shadows(state, c0, phi, delta0)
@@ -623,6 +624,32 @@ class _State:
             for k in ("S", "W2", "G", "SQ"):
                 self.dev[k] = _cuda.to_device(getattr(self, k))
 
+    def epoch(self, x, batches, step):
+        """All minibatch steps of one epoch. CPU: piece-major -- each piece of configurations
+        (sized to stay in a core's L2 cache) runs every step of the epoch before the next
+        piece (configurations are independent), so its weights are read from cache, not
+        memory, by the rank-B products."""
+        if self.backend == "cuda":
+            for idx in batches:
+                self.step(x, idx, step)
+            return
+        self.prm[0] = step
+        mbs = []
+        for idx in batches:
+            xb = np.ascontiguousarray(x[idx])
+            mbs.append((xb, xb @ xb.T, np.ascontiguousarray(idx, dtype=np.int64)))
+        self._mbs = mbs
+        if self.pool is None or len(self.chunks) == 1:
+            for ch in self.chunks:
+                self._run_epoch(ch)
+        else:
+            list(self.pool.map(self._run_epoch, self.chunks))
+
+    def _run_epoch(self, groups):
+        for piece in groups:
+            for xb, xx, idx in self._mbs:
+                self._run_piece(piece, xb, xx, idx)
+
     def step(self, x, idx, step):
         xb = np.ascontiguousarray(x[idx])
         xx = xb @ xb.T
@@ -639,13 +666,16 @@ class _State:
             list(self.pool.map(self._run_groups, self.chunks))
 
     def _run_groups(self, groups):
+        for piece in groups:
+            self._run_piece(piece, self._xb, self._xx, self._idx)
+
+    def _run_piece(self, piece, xb, xx, idx):
         from scipy.linalg.blas import dgemm
 
-        xb, xx, idx = self._xb, self._xx, self._idx
         b = self.bsz
         n = self.S.shape[2]
         run, norm = _cpu_steps(self.phi)
-        for g0, g1, dg in groups:
+        for g0, g1, dg in (piece,):
             s = self.S[g0:g1].reshape(-1, n)
             a = self.A1[g0:g1].reshape(-1, self.A1.shape[2])
             if self.track:
