@@ -122,7 +122,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
         m = models[i]
         tracked = None
         if hist and path0 is not None:
-            tracked = _track(_Eval(_path_for(path0, m, y)), hist)
+            tracked = _track(_Eval(_path_for(path0, m, y)), hist, lambda m=m: _bottom(m, y, lo))
         if tracked is None:
             col = _column_full(m, y, lo, hi, log)
             full += 1
@@ -136,21 +136,17 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
                 out[k][i] = np.nan if v is None else v
             status[i] = st
             hist = {}
-            if st == "first_order" and {"algorithmic", "dynamic", "information"} <= set(seeds):
-                hist = {
-                    "algorithmic": [
-                        np.concatenate([seeds["algorithmic"][0], [seeds["algorithmic"][1]]])
-                    ],
-                    "dynamic": [np.concatenate([seeds["dynamic"][0], [seeds["dynamic"][1]]])],
-                    "information": [
-                        np.concatenate([seeds["information"][0], [seeds["information"][1]]])
-                    ],
-                }
+            if st == "first_order" and {"dynamic", "information"} <= set(seeds):
+                # without an algorithmic fold the window reaches the bottom of
+                # the range; tracked columns then check that it still does
+                hist = {k: [np.concatenate([v[0], [v[1]]])] for k, v in seeds.items()}
             elif st != "first_order" and i > 0 and status[i - 1] == "first_order":
                 probe_from = i + 1  # past the cusp: probe the rest in one batch
                 break
         else:
             for k, z in tracked.items():
+                if z is None:
+                    continue
                 out[k][i] = float(path0.v_of(z[-1]))
                 hist[k] = (hist[k] + [z])[-2:]
             status[i] = "first_order"
@@ -183,11 +179,27 @@ def threshold_by_continuation_cont(m: Model, y: str, lo: float, hi: float, log: 
     return np.nan, "none"
 
 
-def _track(ev: _Eval, hist: dict):
+def _bottom(m: Model, y: str, lo: float) -> bool:
+    """Do the random and the informed start reach different fixed points at ``y = lo``?"""
+    from .fixed_point import solve_batch
+
+    mm = m.replace(**{y: lo})
+    s0 = np.stack([mm.initial_state(i) for i in mm.inits])
+    S, _, ST, _ = solve_batch(mm.system(), s0, mm.theta(), **mm.solver_options())
+    return bool((ST == "ok").all() and np.max(np.abs(S[0] - S[-1])) > COEXIST_TOL)
+
+
+def _track(ev: _Eval, hist: dict, bottom=None):
     """Continue each boundary point to the new column; None when any is lost."""
     out = {}
     d = ev.d
+    if "algorithmic" not in hist:
+        if bottom is None or not bottom():
+            return None
+        out["algorithmic"] = None
     for k in ("algorithmic", "dynamic", "information"):
+        if k not in hist:
+            continue
         h = hist[k]
         guess = 2 * h[-1] - h[-2] if len(h) > 1 else h[-1]
         if k == "information":
@@ -202,6 +214,8 @@ def _track(ev: _Eval, hist: dict):
         if not ok or not 0.0 < z[-1] < 1.0:
             return None
         out[k] = z
+    if out["algorithmic"] is None:
+        return out if out["information"][-1] <= out["dynamic"][-1] else None
     a, dy, it = out["algorithmic"][-1], out["dynamic"][-1], out["information"][-1]
     # merged folds (at the cusp) or a jump to another branch: recompute in full
     if np.max(np.abs(out["algorithmic"][:d] - out["dynamic"][:d])) < 1e-6:
