@@ -133,7 +133,7 @@ class PredictiveCoding(Model):
         "dt": "time step (default auto: 0.05 / (1 + b kappa_max + g), <= d/10, dividing d)",
         "network": "independent (a network per trial) or shared (one J, w for all trials)",
         "init": "stationary (theory's h = w y + sqrt(Delta0) z), zero, or random (N(0, 1))",
-        "backend": "cpu or cuda (rate engine; the spiking engine is CPU only)",
+        "backend": "cpu or cuda (both engines)",
     }
     size_param: ClassVar[str | None] = "n"
 

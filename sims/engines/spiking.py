@@ -33,7 +33,10 @@ of the threshold: ``sigma_{V,i} = sigma T_i`` (so ``u_i / T_i`` has the rate mod
 ``sigma``). The chaos term has no spiking counterpart here (``g`` must be 0).
 
 Exact exponential updates of ``r`` and ``u`` over a step ``dt`` (``dt`` dividing ``d``);
-the noise is drawn on the host per trial from the trial's ``SeedSequence`` child.
+the noise is drawn on the host per trial from the trial's ``SeedSequence`` child, so the
+CPU kernel (``numba.njit``, trials in sequence) and the CUDA kernel (``backend='cuda'``:
+one block per trial for a whole chunk of steps, block reductions for the arriving and
+emitted spikes and the arg-max) see the same numbers and emit the same spikes.
 """
 
 from __future__ import annotations
@@ -129,6 +132,130 @@ def _kernel():
     return run_chunk
 
 
+#: threads per block of the CUDA kernel (one block per trial); a power of two
+CUDA_THREADS = 128
+cuda = None  # numba.cuda, imported on first use (a module global: the simulator swaps globals)
+
+
+def _cuda_kernel():
+    """The CUDA version of ``run_chunk``: one block per trial, threads stride over neurons.
+
+    Per step: decay and delayed-spike arrival (a block sum of the arriving ``Gamma``), then
+    the margins ``V_i - T_i`` and the spikes (a block arg-max for ``rule='one'``, a block sum
+    of the emitted ``Gamma`` for ``'all'``); thread 0 updates the trial's readouts. The
+    same arithmetic as the CPU loop, in the same order per neuron, so the two agree to
+    rounding of the sums (parity under the simulator).
+    """
+    global cuda
+    if "cuda" in _KERNEL:
+        return _KERNEL["cuda"]
+    from numba import cuda, float64, int64
+
+    @cuda.jit
+    def run_chunk_cuda(G, T_, r, rd, u, xh, xhd, ring, xin, noise, n0, nd, decay, udecay,
+                       unoise, one, burn, acc, xtr, raster, counts):
+        sv = cuda.shared.array(CUDA_THREADS, float64)
+        si = cuda.shared.array(CUDA_THREADS, int64)
+        t = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        N = r.shape[1]
+        K = noise.shape[1]
+        R = ring.shape[1]
+        for k in range(K):
+            n = n0 + k
+            slot = n % R
+            old = (n - nd) % R
+            s = 0.0
+            for i in range(tid, N, nth):
+                r[t, i] *= decay
+                rd[t, i] *= decay
+                u[t, i] = u[t, i] * udecay + unoise[t, i] * noise[t, k, i]
+                if nd > 0 and ring[t, old, i] != 0:
+                    rd[t, i] += 1.0
+                    s += G[t, i]
+                    ring[t, old, i] = 0
+            sv[tid] = s
+            cuda.syncthreads()
+            half = nth // 2
+            while half > 0:
+                if tid < half:
+                    sv[tid] += sv[tid + half]
+                cuda.syncthreads()
+                half //= 2
+            if tid == 0:
+                xh[t] *= decay
+                xhd[t] = xhd[t] * decay + sv[0]
+            cuda.syncthreads()
+            e = xin[t, k] - xhd[t]
+            cuda.syncthreads()
+            best = -1
+            bestm = 0.0
+            s = 0.0
+            for i in range(tid, N, nth):
+                v = G[t, i] * e - G[t, i] * G[t, i] * (r[t, i] - rd[t, i]) + u[t, i]
+                m = v - T_[t, i]
+                if m > 0.0:
+                    if one:
+                        if best < 0 or m > bestm:
+                            best = i
+                            bestm = m
+                    else:
+                        r[t, i] += 1.0
+                        s += G[t, i]
+                        counts[t, i] += 1.0
+                        if nd > 0:
+                            ring[t, slot, i] = 1
+                        else:
+                            rd[t, i] += 1.0
+                        if t == 0 and n < raster.shape[0]:
+                            raster[n, i] = 1
+            sv[tid] = bestm if one else s
+            si[tid] = best
+            cuda.syncthreads()
+            half = nth // 2
+            while half > 0:
+                if tid < half:
+                    if one:
+                        j = si[tid + half]
+                        if j >= 0 and (si[tid] < 0 or sv[tid + half] > sv[tid]
+                                       or (sv[tid + half] == sv[tid] and j < si[tid])):
+                            sv[tid] = sv[tid + half]
+                            si[tid] = j
+                    else:
+                        sv[tid] += sv[tid + half]
+                cuda.syncthreads()
+                half //= 2
+            if tid == 0:
+                if one:
+                    i = si[0]
+                    if i >= 0:
+                        r[t, i] += 1.0
+                        xh[t] += G[t, i]
+                        counts[t, i] += 1.0
+                        if nd > 0:
+                            ring[t, slot, i] = 1
+                        else:
+                            rd[t, i] += 1.0
+                            xhd[t] += G[t, i]
+                        if t == 0 and n < raster.shape[0]:
+                            raster[n, i] = 1
+                else:
+                    xh[t] += sv[0]
+                    if nd == 0:
+                        xhd[t] += sv[0]
+                err = xh[t] - xin[t, k]
+                xtr[t, k] = xh[t]
+                if n >= burn:
+                    acc[t, 0] += err
+                    acc[t, 1] += err * err
+                    acc[t, 2] += 1.0
+            cuda.syncthreads()
+
+    _KERNEL["cuda"] = run_chunk_cuda
+    return run_chunk_cuda
+
+
 def _choose_dt(model, dt: float | None) -> tuple[float, int]:
     d = model["d"]
     if dt is None:
@@ -158,8 +285,8 @@ def run_spiking_network(model, size: int, trials: int, seed: int, *, t_max: floa
     first ``record`` steps of trial 0: ``raster (record, N)`` (0/1), ``trace`` (``xhat``),
     ``x`` (the input) and ``gamma`` (trial 0's decoding weights).
     """
-    if backend != "cpu":
-        raise ParamError("backend", "cpu (the spiking engine has no CUDA kernel)", backend)
+    if backend not in ("cpu", "cuda"):
+        raise ParamError("backend", "one of cpu, cuda", backend)
     if rule not in RULES:
         raise ParamError("rule", "one of " + ", ".join(RULES), rule)
     if model["g"] != 0:
@@ -206,7 +333,20 @@ def run_spiking_network(model, size: int, trials: int, seed: int, *, t_max: floa
     trace = np.empty(rec) if rec else None
     acc = np.zeros((T, 3))
     counts = np.zeros((T, N))
-    kern = _kernel()
+    if backend == "cuda":
+        from numba import cuda as _cuda
+
+        from .. import _targets
+
+        kern_gpu = _cuda_kernel()
+        tpb = 1
+        while tpb * 2 <= min(_targets.CONFIG.threads_per_block, CUDA_THREADS):
+            tpb *= 2
+        dev = {k: _cuda.to_device(v) for k, v in dict(
+            G=G, T_=Th, r=r, rd=rd, u=u, xh=xh, xhd=xhd, ring=ring, unoise=unoise, acc=acc,
+            raster=raster, counts=counts).items()}
+    else:
+        kern = _kernel()
     xval = float(model["x"])
     n0 = 0
     chunk = max(1, min(CHUNK, (8 << 20) // max(1, T * N)))
@@ -217,16 +357,28 @@ def run_spiking_network(model, size: int, trials: int, seed: int, *, t_max: floa
             noise[t] = rng.standard_normal((K, N))
         xin = np.full((T, K), xval)
         xtr = np.empty((T, K))
-        kern(G, Th, r, rd, u, xh, xhd, ring, xin, noise, n0, nd, decay, udecay, unoise,
-             rule == "one", burn, acc, xtr, raster, counts)
+        if backend == "cuda":
+            d_xtr = _cuda.device_array((T, K))
+            kern_gpu[T, tpb](dev["G"], dev["T_"], dev["r"], dev["rd"], dev["u"], dev["xh"],
+                             dev["xhd"], dev["ring"], _cuda.to_device(xin),
+                             _cuda.to_device(noise), n0, nd, decay, udecay, dev["unoise"],
+                             rule == "one", burn, dev["acc"], d_xtr, dev["raster"],
+                             dev["counts"])
+            xtr = d_xtr.copy_to_host()
+        else:
+            kern(G, Th, r, rd, u, xh, xhd, ring, xin, noise, n0, nd, decay, udecay, unoise,
+                 rule == "one", burn, acc, xtr, raster, counts)
         if trace is not None and n0 < rec:
             m = min(K, rec - n0)
             trace[n0 : n0 + m] = xtr[0, :m]
         n0 += K
+    if backend == "cuda":
+        acc, raster, counts = (dev[k].copy_to_host() for k in ("acc", "raster", "counts"))
+        r = dev["r"].copy_to_host()
     cnt = np.maximum(acc[:, 2], 1.0)
     mean = acc[:, 0] / cnt
     var = np.maximum(acc[:, 1] / cnt - mean**2, 0.0)
-    out = {"mean_err": mean, "var_err": var, "dt": dt, "delay_steps": nd, "steps": steps,
+    out = {"mean_err": mean, "var_err": var, "dt": dt, "delay_steps": nd, "steps": steps, "r": r,
            "finite": bool(np.all(np.isfinite(acc))),
            "rate": float(counts.sum() / (T * N * steps * dt))}
     if rec:

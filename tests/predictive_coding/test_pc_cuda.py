@@ -120,3 +120,66 @@ def test_rate_network_kernels_compile_to_ptx(phi):
     for kern, sig in sigs.items():
         ptx = _compile_ptx(kern, sig)
         assert ".entry" in ptx and "sm_90" in ptx
+
+
+# -- the spiking engine -------------------------------------------------------------------
+
+SPIKING_QUANTITIES = ("mean_err", "var_err", "raster", "trace", "r")
+#: name -> (model params, rule); a few tens of steps, spikes in every case
+SPIKING_CASES = {
+    "one": (dict(b=40, n=20), "one"),
+    "all_delay": (dict(b=10, n=20, d=0.005), "all"),
+    "one_delay_gaussian": (dict(b=10, n=19, d=0.004, weights="gaussian"), "one"),
+}
+
+
+def run_spiking_case(name: str, backend: str) -> dict:
+    from meanfield.sims.engines.spiking import run_spiking_network
+
+    import meanfield
+
+    p, rule = SPIKING_CASES[name]
+    p = dict(dict(weights="binary"), **p)
+    m = meanfield.get_model("predictive_coding")(engine="spiking", sigma=0.3, **p)
+    r = run_spiking_network(m, m["n"], 2, 3, t_max=0.05, t_burn=0.01, dt=1e-3, rule=rule,
+                            record=60, backend=backend)
+    return {q: r[q] for q in SPIKING_QUANTITIES}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+                    reason="compares with the CPU path in this process")
+@pytest.mark.parametrize("name", list(SPIKING_CASES))
+def test_spiking_cuda_matches_cpu_under_simulator(name):
+    """Same spikes (raster, readouts) and moments to rounding of the block sums."""
+    cpu = run_spiking_case(name, "cpu")
+    gpu = _spiking_cuda_results()[name]
+    assert cpu["raster"].sum() > 0
+    for q in SPIKING_QUANTITIES:
+        np.testing.assert_allclose(np.asarray(gpu[q], dtype=float), cpu[q], rtol=0,
+                                   atol=1e-12, err_msg=q)
+
+
+@functools.cache
+def _spiking_cuda_results() -> dict:
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(HERE.parents[1]))
+    res = subprocess.run(
+        [sys.executable, str(HERE / "_spiking_cuda_script.py"), str(HERE)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout)
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+                    reason="PTX needs the real CUDA target, not the simulator")
+def test_spiking_kernel_compiles_to_ptx():
+    from meanfield.sims.engines import spiking
+    from numba import boolean, float64, int64, uint8
+
+    f1, f2, f3 = float64[:], float64[:, :], float64[:, :, :]
+    i = int64
+    sig = (f2, f2, f2, f2, f2, f1, f1, uint8[:, :, :], f2, f3, i, i, float64, float64, f2,
+           boolean, i, f2, f2, uint8[:, :], f2)
+    ptx = _compile_ptx(spiking._cuda_kernel(), sig)
+    assert ".entry" in ptx and "sm_90" in ptx

@@ -67,7 +67,7 @@ def test_delay_and_all_rule_ping_pong():
 def test_spiking_refusals():
     with pytest.raises(ParamError, match="^g must be 0"):
         sim(n=50, b=10, g=0.5)
-    with pytest.raises(ParamError, match="^backend must be cpu"):
+    with pytest.raises(ParamError, match="^backend must be one of cpu, cuda"):
         _cuda_refusal()
     with pytest.raises(ParamError, match="^dt must be a divisor"):
         sim(n=50, b=10, d=0.01, dt=0.003)
@@ -77,7 +77,7 @@ def _cuda_refusal():
     from meanfield.sims.engines.spiking import run_spiking_network
 
     m = meanfield.get_model("predictive_coding")(**BASE, n=50)
-    run_spiking_network(m, 50, 1, 0, backend="cuda")
+    run_spiking_network(m, 50, 1, 0, backend="tpu")
 
 
 def test_spiking_raster_and_trace_recorded():
