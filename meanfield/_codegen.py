@@ -13,13 +13,27 @@ One generated scalar body serves every target:
   broadcast numpy arrays.
 
 Compiled objects are cached by the expressions (sympy's structural hash and
-equality), so hypothesis examples never re-derive or re-compile.
+equality), so hypothesis examples never re-derive or re-compile. On the CPU
+the generated source is also written, once, to a module file named by its
+content hash under the generated-code cache (:func:`gen_dir`:
+``$MEANFIELD_CACHE_DIR``, else ``$XDG_CACHE_HOME/meanfield/gen``, else
+``~/.cache/meanfield/gen``; ``MEANFIELD_CACHE_DIR=off`` disables it) and
+compiled with numba's on-disk cache, so a new process (a CLI call, a sweep
+worker) loads the machine code instead of compiling it again. A file is never
+rewritten (its name is its content), so a cached entry cannot go stale; where
+the folder cannot be written, compilation falls back to in-memory ``exec``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import sympy as sp
@@ -28,7 +42,18 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import _quadrature
 from ._symbols import GaussExpect, GaussExpectN, Template
 
-__all__ = ["ScalarFunction", "scalar_function", "njit", "cuda_device", "batch", "evaluate"]
+__all__ = [
+    "ScalarFunction",
+    "scalar_function",
+    "njit",
+    "cuda_device",
+    "batch",
+    "evaluate",
+    "gen_dir",
+    "disk_module",
+    "cpu_import",
+    "jit_decorated",
+]
 
 _CACHE: dict[str, ScalarFunction] = {}
 _JIT: dict[tuple[str, str], object] = {}
@@ -341,10 +366,133 @@ def scalar_function(exprs, inputs, name: str = "f", order: int | None = None) ->
     return fn
 
 
+_GEN_DIR: list = []  # [Path | None] once resolved
+#: the decorator line of generated CPU functions (one place: source and exec paths agree)
+CPU_JIT = 'numba.njit(cache=True, fastmath=False, error_model="numpy")'
+_DISK: dict[str, tuple[str, str]] = {}  # fn.key -> (module name, function name)
+
+
+def gen_dir() -> Path | None:
+    """The generated-code cache folder, or ``None`` when disabled or not writable."""
+    if not _GEN_DIR:
+        env = os.environ.get("MEANFIELD_CACHE_DIR", "")
+        path: Path | None
+        if env.lower() in ("0", "off", "none", "false"):
+            path = None
+        else:
+            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            path = Path(env) if env else Path(base) / "meanfield" / "gen"
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                if not os.access(path, os.W_OK | os.X_OK):
+                    path = None
+            except OSError:
+                path = None
+        _GEN_DIR.append(path)
+    return _GEN_DIR[0]
+
+
+def disk_module(source: str) -> ModuleType | None:
+    """Import ``source`` as the module ``mfgen_<hash>`` from :func:`gen_dir`.
+
+    The file is written once (atomically) and never rewritten, so numba's
+    on-disk cache of its functions stays valid across processes. ``None``
+    when the cache is disabled or cannot be written.
+    """
+    import numba
+
+    folder = gen_dir()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(f"{numba.__version__}\n{source}".encode()).hexdigest()[:24]
+    name = f"mfgen_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = folder / f"{name}.py"
+    try:
+        if not path.exists():
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(source)
+            if path.exists():  # written meanwhile by another process: keep its mtime
+                tmp.unlink()
+            else:
+                os.replace(tmp, path)
+    except OSError:
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        return None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return mod
+
+
+def jit_decorated(source: str, decorator: str, overrides: dict[str, str] | None = None) -> str:
+    """``source`` with ``@decorator`` before every top-level ``def`` (``overrides``:
+    another decorator for some function names)."""
+    overrides = overrides or {}
+    out = []
+    for line in source.splitlines():
+        if line.startswith("def "):
+            fname = line[4:].split("(", 1)[0].strip()
+            out.append(f"@{overrides.get(fname, decorator)}")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _literal(name: str, value) -> str | None:
+    """A module-level assignment reproducing ``value`` exactly, or ``None``."""
+    if isinstance(value, ModuleType):
+        return f"import {value.__name__} as {name}" if value.__name__ != name else (
+            f"import {name}")
+    if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim == 1:
+        items = ", ".join(repr(float(v)) for v in value)
+        return f"{name} = np.ascontiguousarray(np.array([{items}], dtype=np.float64))"
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+        return f"{name} = {value!r}"
+    return None
+
+
+def cpu_import(fn: ScalarFunction) -> str | None:
+    """``from mfgen_<hash> import <name>`` for ``fn``'s disk-cached CPU build, or ``None``."""
+    if fn.key not in _DISK:
+        lines = ["import math", "import numba", "import numpy as np"]
+        for h in fn.helpers:
+            imp = cpu_import(h)
+            if imp is None:
+                return None
+            lines.append(imp)
+        for nm, val in fn.namespace.items():
+            lit = _literal(nm, val)
+            if lit is None:
+                return None
+            lines.append(lit)
+        src = "\n".join(lines) + "\n\n\n" + jit_decorated(fn.source, CPU_JIT)
+        try:
+            mod = disk_module(src)
+        except Exception:  # pragma: no cover - a broken cache folder never breaks a run
+            mod = None
+        if mod is None:
+            return None
+        _DISK[fn.key] = (mod.__name__, fn.name)
+    mname, fname = _DISK[fn.key]
+    return f"from {mname} import {fname}"
+
+
 def _compile(fn: ScalarFunction, target: str):
     k = (fn.key, target)
     if k in _JIT:
         return _JIT[k]
+    if target == "cpu" and cpu_import(fn) is not None:
+        mname, fname = _DISK[fn.key]
+        out = getattr(sys.modules[mname], fname)
+        _JIT[k] = out
+        return out
     if target == "cpu":
         import numba
 

@@ -6,6 +6,8 @@ here); each defines a :class:`meanfield.Model` subclass with a ``name``.
 
 import importlib as _importlib
 import pkgutil as _pkgutil
+import sys as _sys
+import types as _types
 
 from .tensor import Tensor
 
@@ -14,3 +16,16 @@ for _m in _pkgutil.iter_modules(__path__):
         _importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = ["Tensor"]
+
+
+class _CallablePackage(_types.ModuleType):
+    """Importing this package binds ``meanfield.models`` to it, over the API function
+    :func:`meanfield.models` (the registered names); calling the package does the same."""
+
+    def __call__(self) -> list[str]:
+        from ..api import models
+
+        return models()
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

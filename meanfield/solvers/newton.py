@@ -43,6 +43,7 @@ import math
 import numpy as np
 
 from .._codegen import njit
+from ._kernels import spectral_radius
 
 __all__ = ["newton_driver", "STATUS", "SEGMENT", "RAY_COS"]
 
@@ -112,11 +113,7 @@ def _stable(x, th, damping, jac, d):
         M[i, i] += 1.0 - damping
     if d == 1:
         return abs(M[0, 0]) <= 1.0 + 1e-9
-    ev = np.linalg.eigvals(M.astype(np.complex128))
-    for k in range(d):
-        if abs(ev[k]) > 1.0 + 1e-9:
-            return False
-    return True
+    return _spectral_radius(M) <= 1.0 + 1e-9
 
 
 def _newton(s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
@@ -284,6 +281,39 @@ def drive(S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
 '''
 
 
+def _disk_driver(src: str, f, jf, parallel: bool):
+    """The driver as a disk-cached generated module (see :func:`meanfield._codegen.disk_module`):
+    compiled once per machine instead of once per process; ``None`` without the cache."""
+    from .. import _codegen
+
+    imp_f, imp_j = _codegen.cpu_import(f), _codegen.cpu_import(jf)
+    if imp_f is None or imp_j is None:
+        return None
+    head = [
+        "import math",
+        "import numba",
+        "import numpy as np",
+        "from numba import prange" if parallel else "prange = range",
+        f"{imp_f} as f_",
+        f"{imp_j} as j_",
+        "from meanfield.solvers._kernels import spectral_radius as _spectral_radius",
+        f"SEGMENT = {SEGMENT!r}",
+        f"RAY_COS = {RAY_COS!r}",
+        f"RAY_SAMPLES = {RAY_SAMPLES!r}",
+        f"RAY_GROWTH = {RAY_GROWTH!r}",
+        f"NEWTON_STEPS = {NEWTON_STEPS!r}",
+    ]
+    body = _codegen.jit_decorated(
+        src, "numba.njit(cache=True)",
+        {"drive": f"numba.njit(cache=True, parallel={bool(parallel)})"},
+    )
+    try:
+        mod = _codegen.disk_module("\n".join(head) + "\n\n\n" + body)
+    except Exception:  # pragma: no cover - a broken cache folder never breaks a run
+        return None
+    return None if mod is None else mod.drive
+
+
 def newton_driver(system, parallel: bool = False):
     """The compiled batch driver for ``system`` (cached per system and mode).
 
@@ -314,6 +344,7 @@ def newton_driver(system, parallel: bool = False):
         "j_": njit(jf),
         "math": math,
         "np": np,
+        "_spectral_radius": spectral_radius,
         "prange": numba.prange if parallel else range,
         "SEGMENT": SEGMENT,
         "RAY_COS": RAY_COS,
@@ -322,6 +353,10 @@ def newton_driver(system, parallel: bool = False):
         "NEWTON_STEPS": NEWTON_STEPS,
     }
     src = "\n".join(ev) + "\n" + _GENERIC
+    out = _disk_driver(src, f, jf, parallel)
+    if out is not None:
+        _DRIVERS[key] = out
+        return out
     exec(compile(src, f"<newton driver {f.name}>", "exec"), ns)
     jit = numba.njit(cache=False)
     for name in ("ev_f", "ev_j", "_lu_solve", "_resid", "_stable", "_newton", "_ray", "_solve_row"):
