@@ -369,7 +369,7 @@ def scalar_function(exprs, inputs, name: str = "f", order: int | None = None) ->
 _GEN_DIR: list = []  # [Path | None] once resolved
 #: the decorator line of generated CPU functions (one place: source and exec paths agree)
 CPU_JIT = 'numba.njit(cache=True, fastmath=False, error_model="numpy")'
-_DISK: dict[str, tuple[str, str]] = {}  # fn.key -> (module name, function name)
+_DISK: dict[tuple, tuple[str, str]] = {}  # (key, name, source) -> (module, function)
 
 
 def gen_dir() -> Path | None:
@@ -458,9 +458,15 @@ def _literal(name: str, value) -> str | None:
     return None
 
 
+def _disk_key(fn: ScalarFunction) -> tuple:
+    return (fn.key, fn.name, fn.source)
+
+
 def cpu_import(fn: ScalarFunction) -> str | None:
-    """``from mfgen_<hash> import <name>`` for ``fn``'s disk-cached CPU build, or ``None``."""
-    if fn.key not in _DISK:
+    """``from mfgen_<hash> import <name>`` for ``fn``'s disk-cached CPU build, or ``None``
+    (a namespace entry without an exact literal form, or no writable cache)."""
+    k = _disk_key(fn)
+    if k not in _DISK:
         lines = ["import math", "import numba", "import numpy as np"]
         for h in fn.helpers:
             imp = cpu_import(h)
@@ -477,10 +483,10 @@ def cpu_import(fn: ScalarFunction) -> str | None:
             mod = disk_module(src)
         except Exception:  # pragma: no cover - a broken cache folder never breaks a run
             mod = None
-        if mod is None:
+        if mod is None or not hasattr(mod, fn.name):
             return None
-        _DISK[fn.key] = (mod.__name__, fn.name)
-    mname, fname = _DISK[fn.key]
+        _DISK[k] = (mod.__name__, fn.name)
+    mname, fname = _DISK[k]
     return f"from {mname} import {fname}"
 
 
@@ -489,7 +495,7 @@ def _compile(fn: ScalarFunction, target: str):
     if k in _JIT:
         return _JIT[k]
     if target == "cpu" and cpu_import(fn) is not None:
-        mname, fname = _DISK[fn.key]
+        mname, fname = _DISK[_disk_key(fn)]
         out = getattr(sys.modules[mname], fname)
         _JIT[k] = out
         return out

@@ -34,7 +34,8 @@ VALUES = [
     "inf", "-inf", "nan", "abc", "", " ", "1,2", "0.5,0.5,0.5", "auto", "true", "None",
     "1e-12", "1e12", "7", "100000",
 ]
-CHEAP_BOUNDS = {"order": 4, "rank": 2, "n": 400, "hidden": 20, "d": 4, "r": 4}
+CHEAP_BOUNDS = {"order": 4, "rank": 2, "n": 400, "hidden": 20, "d": 4, "r": 4,
+                "epochs": 2000, "samples": 1000, "k": 64, "m": 64, "t": 100}
 
 
 class _Timeout(BaseException):  # not caught by the CLI safety net
