@@ -145,7 +145,7 @@ def phase(
     if x not in m.params or m.params[x].kind != "float":
         floats = ", ".join(k for k, p in m.params.items() if p.kind == "float")
         raise ParamError("x", f"a float parameter of {model} ({floats})", x)
-    return phase_diagram(m, x, xs, y=y, ys=ys)
+    return phase_diagram(m, x, xs, y=y, ys=ys, method="curves")
 
 
 def branch(

@@ -85,11 +85,12 @@ def phase_diagram(
         Bisection steps for each threshold (log-spaced for positive ``y``;
         ``method="grid"``).
     method : {'curves', 'grid'}, optional
-        ``curves`` (default when ``x`` is a parameter and no ``transform`` is
-        given): the thresholds are traced along ``x`` by two-parameter
+        ``curves`` (used by ``meanfield phase``/:func:`meanfield.api.phase`;
+        needs ``x`` to be a parameter and no ``transform``): the thresholds are
+        traced along ``x`` by two-parameter
         continuation (:mod:`meanfield.solvers.phase_curves`) and the regions
         filled from them; ``grid``: every grid point solved from both starts,
-        thresholds bisected per column (the former method).
+        thresholds bisected per column (the former method; the default here).
     overlaps : bool
         Also return ``overlap_random``/``overlap_informed`` on the grid (always
         with ``method="grid"``).
@@ -108,7 +109,11 @@ def phase_diagram(
     xs = np.asarray(xs, dtype=float)
     ys = np.asarray(ys, dtype=float)
     if method is None:
-        method = "curves" if transform is None and x in model.params else "grid"
+        # the figures keep the grid until traced boundaries are as fast for
+        # quadrature priors (fig04's sparse panel); ``meanfield phase`` traces
+        method = "grid"
+    if method == "curves" and (transform is not None or x not in model.params):
+        method = "grid"
     if method not in ("curves", "grid"):
         raise ValueError(f"method must be 'curves' or 'grid'; got {method!r}")
     if method == "curves":

@@ -24,7 +24,7 @@ def test_curves_match_grid_thresholds():
     m = meanfield.get_model("tensor")(order=3, prior="gaussian")
     xs = np.linspace(0.05, 0.3, 5)
     ys = np.geomspace(0.01, 1.0, 10)
-    a = phase_diagram(m, "mean", xs, ys=ys)
+    a = phase_diagram(m, "mean", xs, ys=ys, method="curves")
     b = phase_diagram(m, "mean", xs, ys=ys, method="grid")
     assert a.attrs["method"] == "curves"
     assert a.attrs["full_continuations"] < len(xs)  # most columns were tracked
