@@ -10,10 +10,10 @@ theory mutations wrap the public API.
 ==================  ==================================================  ============================
 name                breakage                                            must be caught by
 ==================  ==================================================  ============================
-onsager_removed     no reaction term in the fields (every order; the    fixed points (order 2 and 3)
-                    sequential order-2 pass and the parallel schedule)  and the trajectory test
-onsager_time_shift  the reaction term multiplies ``xhat^{a,t}`` instead  order 3 (tensor.md §9.3:
-                    of ``xhat^{a,t-1}`` (parallel schedule)             collapses) and trajectories
+onsager_removed     no reaction term in the fields (every order; the    order-2 fixed point and the
+                    sequential order-2 pass and the parallel schedule)  order-3 trajectory test
+onsager_time_shift  the reaction term multiplies ``xhat^{a,t}`` instead the trajectory test (order-3
+                    of ``xhat^{a,t-1}`` (parallel schedule)             fixed point survives)
 theory_shift_2pc    ``meanfield.solve`` returns overlaps and MSEs 2%    the powered fixed-point
                     too large                                           tests
 damping_ignored     AMP runs undamped whatever ``damping`` says         non-zero-mean order 3 cases
@@ -138,13 +138,15 @@ _TR = "tests/theory_vs_sim/test_tensor_trajectories.py"
 
 #: the tests each mutation must make fail (every listed id is run; all must fail)
 TARGETS: dict[str, list[str]] = {
+    # measured: test_order3_powered[rademacher-informed] PASSES under both
+    # Onsager mutations (damped AMP from the planted start still converges
+    # next to the SE fixed point; tensor.md §9.3: 0.954 vs 0.9487 without the
+    # term), so at order 3 the trajectory test is the guard
     "onsager_removed": [
         f"{_TV}::test_order2_powered[rademacher-random]",
-        f"{_TV}::test_order3_powered[rademacher-informed]",
         f"{_TR}::test_amp_trajectory_follows_state_evolution",
     ],
     "onsager_time_shift": [
-        f"{_TV}::test_order3_powered[rademacher-informed]",
         f"{_TR}::test_amp_trajectory_follows_state_evolution",
     ],
     "theory_shift_2pc": [
