@@ -21,8 +21,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m meanfield.figures demo
 
+# two workers (one per core): most of the suite is single-threaded compilation
 test: $(STAMP)
-	NUMBA_NUM_THREADS=2 $(BIN)/python -m pytest -m "not gpu and not slow" -q
+	NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -m "not gpu and not slow" -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m "slow" -q

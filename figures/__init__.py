@@ -27,7 +27,7 @@ from types import ModuleType
 # explicit setting in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-__all__ = ["FIGURES", "DEMO", "run", "build"]
+__all__ = ["FIGURES", "DEMO", "run", "build", "build_summary"]
 
 
 def _discover() -> dict[str, ModuleType]:
@@ -100,3 +100,11 @@ def run(name: str, quick: bool = False, out: str | Path = DEFAULT_OUT) -> dict[s
     """
     _, paths, _ = build(name, quick=quick, out=out)
     return paths
+
+
+def build_summary(name: str, quick: bool = True, out: str | Path = DEFAULT_OUT):
+    """:func:`build`, returning the figure's plain-text summary (or ``None``) instead of its
+    dataset: what a demo worker process sends back (``(summary, paths, seconds)``)."""
+    ds, paths, seconds = build(name, quick=quick, out=out)
+    summary = getattr(_module(name), "summary", None)
+    return (summary(ds) if summary is not None else None), paths, seconds

@@ -24,6 +24,8 @@ from meanfield.solvers.phase import phase_diagram
 from ._io import new_figure
 
 NAME = "fig04_phase_diagrams"
+#: rough quick-mode cost (s, one core): the demo starts the longest figures first
+QUICK_SECONDS = 75
 
 PANELS = {
     "p3_mean": dict(base=dict(order=3), x="mean", xs=(0.0, 0.4), ys=(0.005, 1.0)),
@@ -44,7 +46,7 @@ def _transform(name: str, order: int):
 
 
 def params(quick: bool) -> dict:
-    nx, ny = (10, 32) if quick else (48, 160)
+    nx, ny = (8, 20) if quick else (48, 160)
     return {
         "model": "tensor",
         "panels": {k: {**v, "base": v["base"]} for k, v in PANELS.items()},

@@ -27,6 +27,7 @@ from ._io import new_figure
 from ._theory import se_curve
 
 NAME = "fig06_rank2"
+QUICK_SECONDS = 45
 
 CASES: dict[str, dict] = {
     "rademacher": {"order": 2, "rank": 2, "prior": "rademacher", "init": "informed"},
@@ -40,7 +41,7 @@ def params(quick: bool) -> dict:
     return {
         "model": "tensor",
         "cases": CASES,
-        "theory_delta": {"lo": 0.05, "hi": 1.5, "n": 40 if quick else 120},
+        "theory_delta": {"lo": 0.05, "hi": 1.5, "n": 20 if quick else 120},
         "sim_delta": [0.3, 0.6, 0.9] if quick else [0.2, 0.4, 0.6, 0.8, 1.0, 1.2],
         "size": 300 if quick else 800,
         "trials": 4 if quick else 8,
