@@ -489,6 +489,23 @@ def _mean_sem(v: np.ndarray) -> tuple[float, float | None]:
     return m, float(v.std(ddof=1) / np.sqrt(v.size))
 
 
+def error_summary(res: dict) -> dict[str, Any]:
+    """``bias``, ``std``, ``error`` (``hypot``) over trials with their ``_sem`` and the status,
+    from a run's per-trial ``mean_err`` and ``var_err`` (rate and spiking engines alike); a
+    diverged run reports ``None`` values, never NaN."""
+    bias = np.abs(res["mean_err"])
+    std = np.sqrt(res["var_err"])
+    out: dict[str, Any] = {}
+    for name, v in (("bias", bias), ("std", std), ("error", np.hypot(bias, std))):
+        m, s = _mean_sem(v)
+        out[name], out[name + "_sem"] = m, s
+    out["status"] = "ok" if res["finite"] else "diverged"
+    if not res["finite"]:
+        for k in ("bias", "std", "error", "bias_sem", "std_sem", "error_sem"):
+            out[k] = None
+    return out
+
+
 def simulate_predictive_coding(model, *, size: int, trials: int, seed: int, backend: str = "cpu",
                                **kw) -> dict[str, Any]:
     """The predictive-coding simulator (``Model.simulator``): bias, std, error and SEMs.
@@ -509,17 +526,7 @@ def simulate_predictive_coding(model, *, size: int, trials: int, seed: int, back
         if k not in allowed:
             raise ParamError(k, "a simulate option (" + ", ".join(sorted(allowed)) + ")", kw[k])
     res = run_rate_network(model, size, trials, seed, backend=backend, **kw)
-    bias = np.abs(res["mean_err"])
-    std = np.sqrt(res["var_err"])
-    err = np.hypot(bias, std)
-    out: dict[str, Any] = {}
-    for name, v in (("bias", bias), ("std", std), ("error", err)):
-        m, s = _mean_sem(v)
-        out[name], out[name + "_sem"] = m, s
-    out["status"] = "ok" if res["finite"] else "diverged"
-    if not res["finite"]:
-        for k in ("bias", "std", "error", "bias_sem", "std_sem", "error_sem"):
-            out[k] = None
+    out = error_summary(res)
     out.update(dt=res["dt"], delay_steps=res["delay_steps"], steps=res["steps"],
                trials=trials, size=size, network=kw.get("network", "independent"))
     return out

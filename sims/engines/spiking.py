@@ -389,7 +389,7 @@ def run_spiking_network(model, size: int, trials: int, seed: int, *, t_max: floa
 def simulate_spiking(model, *, size: int, trials: int, seed: int, backend: str = "cpu",
                      **kw) -> dict[str, Any]:
     """``simulate`` keys (``bias``, ``std``, ``error`` and their SEMs) for the spiking net."""
-    from .network import _mean_sem
+    from .network import error_summary
 
     allowed = {"t_max", "t_burn", "dt", "rule", "lambda_v"}  # rule, lambda_v: model params
     for k in kw:
@@ -397,14 +397,7 @@ def simulate_spiking(model, *, size: int, trials: int, seed: int, backend: str =
             raise ParamError(k, "a spiking simulate option (" + ", ".join(sorted(allowed)) + ")",
                              kw[k])
     res = run_spiking_network(model, size, trials, seed, backend=backend, **kw)
-    bias = np.abs(res["mean_err"])
-    std = np.sqrt(res["var_err"])
-    err = np.hypot(bias, std)
-    out: dict[str, Any] = {}
-    for name, v in (("bias", bias), ("std", std), ("error", err)):
-        m, s = _mean_sem(v)
-        out[name], out[name + "_sem"] = m, s
-    out["status"] = "ok" if res["finite"] else "diverged"
+    out = error_summary(res)
     out.update(dt=res["dt"], delay_steps=res["delay_steps"], steps=res["steps"],
                trials=trials, size=size, engine="spiking", rule=kw.get("rule", "one"),
                rate=res["rate"])
