@@ -8,7 +8,7 @@ EXTRAS := dev,cuda,dask
 # notice are not errors (-qq still prints errors)
 PIP    := PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq
 
-.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch mutations bench-brian2
+.PHONY: venv demo test test-slow test-gpu bench lint clean test-torch bench-torch mutations bench-brian2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,27 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) figures/out .pytest_cache .hypothesis
 
-# the [torch] extra in its own virtualenv (never the core install): LDFALinear, LDFAConv2d
-test-torch:
-	$(PYTHON) -m venv .venv-torch
-	PYTHONWARNINGS=ignore .venv-torch/bin/python -m pip install -qq -e ".[torch,dev]"
-	NUMBA_NUM_THREADS=1 .venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py
+# the [torch] extra in its own virtualenv (never the core install): LDFALinear, LDFAConv2d.
+# TORCH_SPEC is installed FIRST: this machine keeps a CPU build of torch 2.13.0 (Python 3.11)
+# on disk that `pip install torch==2.13.0` takes; the extra's range (torch>=2.2) with no torch
+# installed would pull a multi-GB CUDA build. Elsewhere: make test-torch TORCH_SPEC=torch
+TORCH_SPEC  ?= torch==2.13.0
+VENV_TORCH  := .venv-torch
+TORCH_STAMP := $(VENV_TORCH)/.installed
+PIP_TORCH   := PYTHONWARNINGS=ignore $(VENV_TORCH)/bin/python -m pip install -qq
+
+$(TORCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV_TORCH)
+	$(PIP_TORCH) "$(TORCH_SPEC)"
+	$(PIP_TORCH) -e ".[torch,dev]"
+	touch $(TORCH_STAMP)
+
+test-torch: $(TORCH_STAMP)
+	NUMBA_NUM_THREADS=1 $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py
+
+# bench/fa.py with the torch rows (one epoch against torch autograd, the LDFA layer in torch)
+bench-torch: $(TORCH_STAMP)
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VENV_TORCH)/bin/python -m bench --only fa
 
 # issue 8: each deliberate breakage of tests/mutations/_mutants.py must fail its tests
 mutations: $(STAMP)

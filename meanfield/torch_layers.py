@@ -91,8 +91,9 @@ class _FeedbackMixin:
                 from ._params import ParamError
 
                 raise ParamError("init", "one of svd, random", init)
-        self.P_t = nn.Parameter(Pt.clone().to(W2d.dtype), requires_grad=self.rule != "fixed")
-        self.Q_t = nn.Parameter(Qt.clone().to(W2d.dtype), requires_grad=self.rule != "fixed")
+        like = {"dtype": W2d.dtype, "device": W2d.device}  # random draws are made on the CPU
+        self.P_t = nn.Parameter(Pt.to(**like).clone(), requires_grad=self.rule != "fixed")
+        self.Q_t = nn.Parameter(Qt.to(**like).clone(), requires_grad=self.rule != "fixed")
 
     def reset_feedback_svd(self) -> None:
         """Set ``P_t Q_t`` to the truncated SVD of the current weight (the authors' reset)."""
