@@ -82,11 +82,15 @@ def _rows(system: System, state0, theta):
     state0 = np.asarray(state0, dtype=float)
     theta = np.asarray(theta, dtype=float)
     shape = np.broadcast_shapes(state0.shape[:-1], theta.shape[:-1])
-    S0 = np.ascontiguousarray(
-        np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim)
+    # writeable C copies: a read-only broadcast view (one row) is another numba
+    # type and would compile the driver a second time
+    S0 = np.require(
+        np.broadcast_to(state0, shape + state0.shape[-1:]).reshape(-1, system.dim),
+        requirements=("C", "W", "O"),
     )
-    TH = np.ascontiguousarray(
-        np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1])
+    TH = np.require(
+        np.broadcast_to(theta, shape + theta.shape[-1:]).reshape(-1, theta.shape[-1]),
+        requirements=("C", "W", "O"),
     )
     return shape, S0, TH
 
