@@ -852,7 +852,9 @@ def backward_timing(
     """Measured time of one layer's backward pass, backprop against rank-``r`` feedback.
 
     Backprop computes ``dW = delta^T h`` and ``grad_in = delta W``; LDFA computes
-    ``dW`` and ``grad_in = (delta P^T) Q^T`` (float32 BLAS, best of ``repeats``).
+    ``dW`` and ``grad_in = (delta P^T) Q^T`` (float32 BLAS on ``threads`` threads, ``None``
+    for the library's default; best of ``repeats`` rounds, each timing backprop and every
+    rank in turn so that all see the same machine load).
     Returns the times, the measured ratios and the FLOP-model ratios of :func:`flop_model`.
     """
     import time as _t
@@ -865,26 +867,27 @@ def backward_timing(
     h = rng.standard_normal((batch, n_in)).astype(f32)
     delta = rng.standard_normal((batch, n_out)).astype(f32)
 
-    def best(fn):
-        fn()
-        ts = []
-        for _ in range(repeats):
-            t0 = _t.perf_counter()
-            fn()
-            ts.append(_t.perf_counter() - t0)
-        return min(ts)
-
+    fns = {"bp": lambda: (delta.T @ h, delta @ W)}
+    for r in ranks:
+        Pt = rng.standard_normal((n_out, r)).astype(f32)  # P^T
+        Qt = rng.standard_normal((r, n_in)).astype(f32)  # Q^T
+        fns[int(r)] = lambda Pt=Pt, Qt=Qt: (delta.T @ h, (delta @ Pt) @ Qt)
+    best = dict.fromkeys(fns, float("inf"))
     with threadpool_limits(threads, user_api="blas"):
-        t_bp = best(lambda: (delta.T @ h, delta @ W))
-        rows = []
-        for r in ranks:
-            Pt = rng.standard_normal((n_out, r)).astype(f32)  # P^T
-            Qt = rng.standard_normal((r, n_in)).astype(f32)  # Q^T
-            t_ld = best(lambda Pt=Pt, Qt=Qt: (delta.T @ h, (delta @ Pt) @ Qt))
-            fm = flop_model(n_in, n_out, batch, r)
-            rows.append(
-                {"r": int(r), "seconds": t_ld, "ratio": t_ld / t_bp, "flop_ratio": fm["ratio"]}
-            )
+        for fn in fns.values():  # warm-up (page faults, BLAS buffers)
+            fn()
+        # round-robin: backprop and every rank see the same load on a shared machine
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                t0 = _t.perf_counter()
+                fn()
+                best[k] = min(best[k], _t.perf_counter() - t0)
+    t_bp = best["bp"]
+    rows = []
+    for r in ranks:
+        t_ld = best[int(r)]
+        fm = flop_model(n_in, n_out, batch, r)
+        rows.append({"r": int(r), "seconds": t_ld, "ratio": t_ld / t_bp, "flop_ratio": fm["ratio"]})
     return {"n_in": n_in, "n_out": n_out, "batch": batch, "bp_seconds": t_bp, "ldfa": rows}
 
 
