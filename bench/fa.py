@@ -136,14 +136,20 @@ def _torch_layer_rows(width: int, batch: int, ranks, repeats: int) -> list[Row]:
         params = [p for p in layer.parameters() if p.requires_grad]
         return lambda: torch.autograd.grad(out, [x, *params], g, retain_graph=True)
 
+    def step_of(layer):  # forward + backward: the per-layer training step
+        params = [p for p in layer.parameters() if p.requires_grad]
+        return lambda: torch.autograd.grad(layer(x), [x, *params], g)
+
     ref = torch.nn.Linear(width, width)
-    fns = {"bp": backward_of(ref)}
+    fns = {"bp": backward_of(ref), "bp_step": step_of(ref)}
     for r in ranks:
-        fns[r] = backward_of(LDFALinear(width, width, r=r, rule="fixed", init="random"))
+        layer = LDFALinear(width, width, r=r, rule="fixed", init="random")
+        fns[r], fns[("step", r)] = backward_of(layer), step_of(layer)
     t = race(fns, warmup=1, repeats=repeats, budget_s=10.0)
     rows = []
     for r in ranks:
         fm = flop_model(width, width, batch, r)
+        step = (2 * batch * width * width + fm["flops"]) / (6 * batch * width * width)
         rows.append(
             Row(
                 f"torch LDFALinear backward {width}x{width}, batch {batch}, r={r}",
@@ -151,7 +157,8 @@ def _torch_layer_rows(width: int, batch: int, ranks, repeats: int) -> list[Row]:
                 "nn.Linear backward (autograd, same layer)",
                 t["bp"],
                 notes=f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-                f"FLOP model {fm['ratio']:.3f}; measured/model {t[r] / t['bp'] / fm['ratio']:.2f}",
+                f"FLOP model {fm['ratio']:.3f}; measured/model {t[r] / t['bp'] / fm['ratio']:.2f}; "
+                f"forward+backward step {t[('step', r)] / t['bp_step']:.3f} (model {step:.3f})",
             )
         )
     return rows
