@@ -1,0 +1,271 @@
+"""The system-independent part of the Newton driver (:mod:`meanfield.solvers.newton`),
+compiled once per machine.
+
+Every function takes the system's evaluators as first-class functions
+(``ev_f(s, th, out)``: the map; ``ev_j(s, th, out)``: its Jacobian, both
+``numba.cfunc``), so numba compiles this module once for all systems and
+caches it on disk (``cache=True``); a new system compiles only its two small
+evaluators. The algorithm and its safeguards are documented in
+:mod:`meanfield.solvers.newton`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._kernels import spectral_radius as _spectral_radius
+
+SEGMENT = 12
+RAY_SAMPLES = 3
+RAY_GROWTH = 4.0
+RAY_COS = 0.98
+NEWTON_STEPS = 40
+
+_jit = numba.njit(cache=True)
+
+
+@_jit
+def _lu_solve(A, b, d):
+    """Solve A x = b in place (partial pivoting); False when singular."""
+    for k in range(d):
+        p = k
+        big = abs(A[k, k])
+        for i in range(k + 1, d):
+            if abs(A[i, k]) > big:
+                big = abs(A[i, k])
+                p = i
+        if not big > 0.0:
+            return False
+        if p != k:
+            for j in range(d):
+                t = A[k, j]
+                A[k, j] = A[p, j]
+                A[p, j] = t
+            t = b[k]
+            b[k] = b[p]
+            b[p] = t
+        for i in range(k + 1, d):
+            m = A[i, k] / A[k, k]
+            if m != 0.0:
+                for j in range(k, d):
+                    A[i, j] -= m * A[k, j]
+                b[i] -= m * b[k]
+    for k in range(d - 1, -1, -1):
+        acc = b[k]
+        for j in range(k + 1, d):
+            acc -= A[k, j] * b[j]
+        b[k] = acc / A[k, k]
+    return True
+
+
+@_jit
+def _resid(ev_f, s, th, f, g, d):
+    ev_f(s, th, f)
+    res = 0.0
+    fin = True
+    for i in range(d):
+        g[i] = f[i] - s[i]
+        a = abs(g[i])
+        if not math.isfinite(a):
+            fin = False
+        if a > res:
+            res = a
+    return res, fin
+
+
+@_jit
+def _stable(ev_j, x, th, damping, jac, d):
+    ev_j(x, th, jac)
+    M = np.empty((d, d))
+    for i in range(d):
+        for j in range(d):
+            M[i, j] = damping * jac[i, j]
+        M[i, i] += 1.0 - damping
+    if d == 1:
+        return abs(M[0, 0]) <= 1.0 + 1e-9
+    return _spectral_radius(M) <= 1.0 + 1e-9
+
+
+@_jit
+def _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
+    """Newton from s into x; returns (accepted, evaluations)."""
+    for i in range(d):
+        x[i] = s[i]
+    nev = 0
+    conv = False
+    res0 = np.inf
+    grow = 0
+    for _k in range(NEWTON_STEPS):
+        res, fin = _resid(ev_f, x, th, f, g, d)
+        nev += 1
+        if not fin:
+            return False, nev
+        if res <= tol:
+            conv = True
+            break
+        # give up early on a Newton run that is not contracting
+        grow = grow + 1 if res >= res0 else 0
+        if grow >= 3:
+            return False, nev
+        res0 = res
+        ev_j(x, th, jac)
+        for i in range(d):
+            for j in range(d):
+                A[i, j] = jac[i, j]
+            A[i, i] -= 1.0
+            dx[i] = -g[i]
+        if not _lu_solve(A, dx, d):
+            return False, nev
+        for i in range(d):
+            x[i] += dx[i]
+    if not conv:
+        return False, nev
+    # ahead of s along the iteration direction G(s)?
+    _resid(ev_f, s, th, f, g, d)
+    ahead = 0.0
+    dist = 0.0
+    for i in range(d):
+        ahead += (x[i] - s[i]) * g[i]
+        dist = max(dist, abs(x[i] - s[i]))
+    if dist > 1e-13 * (1.0 + abs(x[0])):
+        if not ahead > 0.0:
+            return False, nev
+        # no fixed point between s and x (projected residual keeps its sign)
+        for q in range(1, SEGMENT):
+            tau = q / SEGMENT
+            for i in range(d):
+                y[i] = s[i] + tau * (x[i] - s[i])
+            _resid(ev_f, y, th, f, gy, d)
+            nev += 1
+            pr = 0.0
+            for i in range(d):
+                pr += gy[i] * (x[i] - s[i])
+            if not pr > 0.0:
+                return False, nev
+    if not _stable(ev_j, x, th, damping, jac, d):
+        return False, nev
+    return True, nev
+
+
+@_jit
+def _ray(ev_f, s, th, f, g, y, gy, d):
+    """Move s along G(s) while the orbit is straight.
+
+    Returns the evaluations used, negated when s moved."""
+    _resid(ev_f, s, th, f, g, d)
+    gn = 0.0
+    for i in range(d):
+        gn += g[i] * g[i]
+    if not gn > 0.0:
+        return 1
+    best = 1.0
+    alpha = RAY_GROWTH
+    nev = 1
+    for _k in range(60):
+        straight = True
+        # the new stretch (best, alpha] sampled densely, so that a fixed point
+        # (a sign change of the projected residual) cannot be stepped over
+        for q in range(1, RAY_SAMPLES + 1):
+            a = best + (alpha - best) * q / RAY_SAMPLES
+            for i in range(d):
+                y[i] = s[i] + a * g[i]
+            res, fin = _resid(ev_f, y, th, f, gy, d)
+            nev += 1
+            pr = 0.0
+            yn = 0.0
+            for i in range(d):
+                pr += gy[i] * g[i]
+                yn += gy[i] * gy[i]
+            if not (fin and pr > 0.0 and pr >= RAY_COS * math.sqrt(gn * yn)):
+                straight = False
+                break
+        if not straight:
+            break
+        best = alpha
+        alpha *= RAY_GROWTH
+    if best > 1.0:
+        for i in range(d):
+            s[i] = s[i] + best * g[i]
+        return -nev
+    return nev
+
+
+@_jit
+def _solve_row(ev_f, ev_j, s, th, damping, tol, max_iter, use_newton, d):
+    f = np.empty(d)
+    g = np.empty(d)
+    x = np.empty(d)
+    y = np.empty(d)
+    gy = np.empty(d)
+    dx = np.empty(d)
+    jac = np.empty((d, d))
+    A = np.empty((d, d))
+    it = 0
+    st = 1
+    check = 2
+    gap = 2
+    res = np.inf
+    prev = np.inf
+    while True:
+        res, fin = _resid(ev_f, s, th, f, g, d)
+        if not fin:
+            st = 2
+            break
+        if res <= tol:
+            st = 0
+            break
+        if it >= max_iter:
+            break
+        if use_newton and it >= check:
+            ok, nev = _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d)
+            if ok:
+                for i in range(d):
+                    s[i] = x[i]
+                res, fin = _resid(ev_f, s, th, f, g, d)
+                st = 0
+                it += 1
+                break
+            gap = min(2 * gap, 256)
+            check = it + gap
+            if res > prev:  # growing steps: escaping a weakly unstable point
+                if _ray(ev_f, s, th, f, g, y, gy, d) < 0:
+                    check = it + 1  # moved: try Newton again from there
+            res, fin = _resid(ev_f, s, th, f, g, d)
+            if not fin:
+                st = 2
+                break
+        prev = res
+        for i in range(d):
+            s[i] = s[i] + damping * g[i]
+        it += 1
+    return it, st, res
+
+
+@_jit
+def drive(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
+    d = S0.shape[1]
+    for b in range(S0.shape[0]):
+        s = S0[b].copy()
+        it, st, res = _solve_row(ev_f, ev_j, s, TH[b], damping, tol, max_iter, use_newton, d)
+        for i in range(d):
+            S[b, i] = s[i]
+        IT[b] = it
+        ST[b] = st
+        RES[b] = res
+
+
+@numba.njit(cache=True, parallel=True)
+def drive_parallel(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
+    d = S0.shape[1]
+    for b in prange(S0.shape[0]):
+        s = S0[b].copy()
+        it, st, res = _solve_row(ev_f, ev_j, s, TH[b], damping, tol, max_iter, use_newton, d)
+        for i in range(d):
+            S[b, i] = s[i]
+        IT[b] = it
+        ST[b] = st
+        RES[b] = res
