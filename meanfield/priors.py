@@ -86,6 +86,10 @@ def _quadratic_exponent(density: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     return c[0], c[1], c[2]
 
 
+_NUM_CACHE: dict[tuple, float] = {}
+_NUM_CACHE_MAX = 100_000
+
+
 @dataclass(frozen=True)
 class Prior:
     """A scalar prior declared as a sympy mixture.
@@ -124,11 +128,14 @@ class Prior:
         return sp.simplify(self.second_moment_expr - self.mean_expr**2)
 
     def _num(self, expr) -> float:
-        key = (id(expr), self.values)
-        cache = self.__dict__.setdefault("_num_cache", {})
-        if key not in cache:
-            cache[key] = float(expr.subs(dict(zip(self.params, self.values, strict=True))))
-        return cache[key]
+        # shared by every prior with these values (the points of a sweep build
+        # one prior each; sympy's subs costs ~50 us a call)
+        key = (expr, self.params, self.values)
+        if key not in _NUM_CACHE:
+            if len(_NUM_CACHE) >= _NUM_CACHE_MAX:
+                _NUM_CACHE.clear()
+            _NUM_CACHE[key] = float(expr.subs(dict(zip(self.params, self.values, strict=True))))
+        return _NUM_CACHE[key]
 
     @property
     def mean(self) -> float:

@@ -15,6 +15,14 @@ points not yet done. A store made with another configuration is refused.
 Seeds are derived from ``(seed, flat grid index)`` alone, so results do not
 depend on the executor, the order of completion, or on resuming.
 
+With the default point function and no simulation, points are sent to the
+workers in chunks (at most :data:`CHUNK_MAX`, about :data:`CHUNKS_PER_WORKER`
+per worker), and the points of a chunk that share a compiled system (the same
+model structure, other parameter values) are solved together in one compiled
+call (:func:`meanfield.solvers.fixed_point.solve_models`); each point's values
+and status are exactly those of :func:`meanfield.api.evaluate_point`. Other
+point functions and simulations run one point per task.
+
 Examples
 --------
 >>> from meanfield.sweep import parse_grid
@@ -307,6 +315,101 @@ def _run_point(
         return _Result(index, "error", error=f"{type(e).__name__}: {e}")
 
 
+def _evaluate_chunk(model: str, items: list[tuple[int, dict, int]]) -> list[_Result]:
+    """The default point function on many points at once (theory only).
+
+    Each point's model is built (and validated) on its own; the models whose
+    theory is the fixed point of a declared system (:meth:`Model.solve` not
+    overridden) are solved by :func:`meanfield.solvers.fixed_point.solve_models`,
+    one compiled call per shared system, and the others one by one. Every
+    result is what :func:`meanfield.api.evaluate_point` returns at that point.
+    """
+    from ._model import Model
+    from .api import _numeric, build
+    from .solvers.fixed_point import solve_models
+
+    results: dict[int, _Result] = {}
+    batch: list[tuple[int, Any]] = []
+    single: list[tuple[int, dict, int]] = []
+    for index, params, seed in items:
+        try:
+            m = build(model, params)
+        except ParamError as e:
+            results[index] = _Result(index, "invalid", error=str(e))
+            continue
+        except Exception as e:
+            results[index] = _Result(index, "error", error=f"{type(e).__name__}: {e}")
+            continue
+        if type(m).solve is Model.solve:
+            batch.append((index, m))
+        else:
+            single.append((index, params, seed))
+    solved = solve_models([m for _, m in batch]) if batch else []
+    for (index, _), out in zip(batch, solved, strict=True):
+        try:
+            if isinstance(out, Exception):
+                raise out
+            res = out.to_dict()
+            values = {k: v for k, v in res.items() if k != "status" and _numeric(v)}
+            results[index] = _normalize(index, {"status": res["status"], "values": values})
+        except ParamError as e:
+            results[index] = _Result(index, "invalid", error=str(e))
+        except Exception as e:
+            results[index] = _Result(index, "error", error=f"{type(e).__name__}: {e}")
+    for index, params, seed in single:
+        results[index] = _run_point(None, model, params, False, {}, seed, index, False)
+    return [results[index] for index, _, _ in items]
+
+
+def _run_chunk(
+    point_fn: Callable | None,
+    model: str,
+    items: list[tuple[int, dict, int]],
+    simulate: bool,
+    sim: dict[str, Any],
+    limit_threads: bool,
+) -> list[_Result]:
+    """Evaluate a chunk of points ``(index, params, seed)``: batched where the
+    default point function solves theory only, else point by point."""
+    if limit_threads:
+        _limit_threads()
+    if point_fn is None and not simulate:
+        try:
+            return _evaluate_chunk(model, items)
+        except Exception:  # pragma: no cover - defensive: per point records the error
+            pass
+    return [
+        _run_point(point_fn, model, params, simulate, sim, seed, index, False)
+        for index, params, seed in items
+    ]
+
+
+#: Most points in one batched chunk (a killed run loses at most one chunk per worker).
+CHUNK_MAX = 1024
+#: Chunks per worker for process executors (load balance against chunk overhead).
+CHUNKS_PER_WORKER = 4
+
+
+def _chunk_size(common: Mapping[str, Any], n_todo: int, workers: int) -> int:
+    """Points per task: 1 unless the default point function runs theory only
+    (then the points of a chunk are solved as batches)."""
+    if common["point_fn"] is not None or common["simulate"] or n_todo == 0:
+        return 1
+    per = math.ceil(n_todo / max(1, workers * CHUNKS_PER_WORKER))
+    return max(1, min(CHUNK_MAX, per))
+
+
+def _chunks(tasks, size: int):
+    chunk: list = []
+    for t in tasks:
+        chunk.append(t)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 # --------------------------------------------------------------------------- result sinks
 class _Sink:
     """Collects point results into arrays (in memory or in a zarr store)."""
@@ -504,27 +607,19 @@ def _load_store(path: Path) -> xarray.Dataset:
 
 
 # --------------------------------------------------------------------------- executors
-def _run_serial(tasks, common, on_result):
-    for index, params, seed in tasks:
-        on_result(
-            _run_point(
-                common["point_fn"],
-                common["model"],
-                params,
-                common["simulate"],
-                common["sim"],
-                seed,
-                index,
-                False,
-            )
-        )
+def _run_serial(tasks, common, on_result, size=1):
+    for chunk in _chunks(tasks, size):
+        for r in _run_chunk(
+            common["point_fn"], common["model"], chunk, common["simulate"], common["sim"], False
+        ):
+            on_result(r)
 
 
 def _crash(index: int, e: BaseException) -> _Result:
     return _Result(index, "error", error=f"worker failed: {type(e).__name__}: {e}", retry=True)
 
 
-def _run_local(tasks, common, on_result, workers):
+def _run_local(tasks, common, on_result, workers, size=1):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -540,25 +635,24 @@ def _run_local(tasks, common, on_result, workers):
     futs = {}
     finished = False
     try:
-        for index, params, seed in tasks:
+        for chunk in _chunks(tasks, size):
             f = ex.submit(
-                _run_point,
+                _run_chunk,
                 common["point_fn"],
                 common["model"],
-                params,
+                chunk,
                 common["simulate"],
                 common["sim"],
-                seed,
-                index,
                 True,
             )
-            futs[f] = index
+            futs[f] = [t[0] for t in chunk]
         for f in as_completed(futs):
             try:
-                r = f.result()
+                rs = f.result()
             except Exception as e:  # the worker process died (BrokenProcessPool, ...)
-                r = _crash(futs[f], e)
-            on_result(r)
+                rs = [_crash(i, e) for i in futs[f]]
+            for r in rs:
+                on_result(r)
         finished = True
     finally:
         # on an interrupt, do not wait for the points still running
@@ -600,7 +694,7 @@ def connect(scheduler: str, timeout: float = SCHEDULER_TIMEOUT):
             lg.setLevel(lv)
 
 
-def _run_dask(tasks, common, on_result, workers, scheduler):
+def _run_dask(tasks, common, on_result, workers, scheduler, size=1):
     import logging
 
     try:
@@ -624,26 +718,25 @@ def _run_dask(tasks, common, on_result, workers, scheduler):
         client = Client(cluster)
     futs = {}
     try:
-        for index, params, seed in tasks:
+        for chunk in _chunks(tasks, size):
             f = client.submit(
-                _run_point,
+                _run_chunk,
                 common["point_fn"],
                 common["model"],
-                params,
+                chunk,
                 common["simulate"],
                 common["sim"],
-                seed,
-                index,
                 True,
                 pure=False,
             )
-            futs[f] = index
+            futs[f] = [t[0] for t in chunk]
         for f in as_completed(list(futs)):
             try:
-                r = f.result()
+                rs = f.result()
             except Exception as e:  # KilledWorker, CancelledError, ...
-                r = _crash(futs[f], e)
-            on_result(r)
+                rs = [_crash(i, e) for i in futs[f]]
+            for r in rs:
+                on_result(r)
     finally:
         if futs:
             client.cancel(list(futs))
@@ -734,6 +827,12 @@ def sweep(
     A point whose worker process died is recorded as ``"error"`` but not
     marked done in the store, so a rerun retries it; a point whose
     ``point_fn`` raised is done (rerunning would raise again).
+
+    Theory-only sweeps with the default ``point_fn`` are batched: chunks of
+    points go to each worker and the points of a chunk that share a compiled
+    system are solved in one compiled call (see the module docstring); the
+    results are those of the point-by-point path, bit for bit. A killed
+    worker loses its whole chunk (its points are retried by a rerun).
     """
     grid_arrays = _check_grid(grid)
     base = dict(base or {})
@@ -849,11 +948,14 @@ def sweep(
         if len(todo) == 0:
             pass
         elif executor == "serial":
-            _run_serial(tasks(), common, on_result)
+            _run_serial(tasks(), common, on_result, _chunk_size(common, len(todo), 1))
         elif executor == "local":
-            _run_local(tasks(), common, on_result, workers or os.cpu_count() or 1)
+            n_workers = workers or os.cpu_count() or 1
+            size = _chunk_size(common, len(todo), n_workers)
+            _run_local(tasks(), common, on_result, n_workers, size)
         else:
-            _run_dask(tasks(), common, on_result, workers, scheduler)
+            size = _chunk_size(common, len(todo), workers or 2)
+            _run_dask(tasks(), common, on_result, workers, scheduler, size)
     finally:
         bar.close()
 

@@ -23,7 +23,15 @@ from .._codegen import njit
 from .._model import Model, SolveResult, System
 from .newton import STATUS, newton_driver
 
-__all__ = ["iterate", "solve_batch", "solve_model", "all_fixed_points", "STATUS", "METHODS"]
+__all__ = [
+    "iterate",
+    "solve_batch",
+    "solve_model",
+    "solve_models",
+    "all_fixed_points",
+    "STATUS",
+    "METHODS",
+]
 
 METHODS = ("newton", "iteration")
 PARALLEL_ROWS = 512
@@ -184,6 +192,37 @@ def iterate(
     return S, IT, ST
 
 
+def _prepare(model: Model, init: str | None):
+    """What :func:`solve_model` solves for ``model``: the system, its parameters,
+    the starts (one per declared initialisation), the requested start's index
+    and the solver options."""
+    system = model.system()
+    theta = model.theta()
+    inits = list(getattr(model, "inits", ()))
+    init = init or model.values.get("init") or (inits[0] if inits else None)
+    names = inits if init in inits else [init]
+    s0 = np.stack([model.initial_state(i) for i in names])
+    return system, theta, names, init, s0, model.solver_options()
+
+
+def _result(model, system, names, init, S, IT, ST, RES, phi) -> SolveResult:
+    """The :class:`SolveResult` of one model from its rows of a batch solve
+    (``S`` etc. of shape ``(len(names), ...)``; ``phi`` the requested start's
+    free energy or ``None`` without a potential)."""
+    k = names.index(init)
+    state = S[k]
+    values = model.observables(state)
+    values["residual"] = float(RES[k])
+    if phi is not None:
+        values["free_energy"] = float(phi)
+    if len(names) > 1:
+        spread = np.max(np.abs(S - S[k]))
+        values["branch"] = "unique" if spread < 1e-7 else model.branches.get(init, init)
+    else:
+        values["branch"] = init
+    return SolveResult(state=state, iterations=int(IT[k]), status=str(ST[k]), values=values)
+
+
 def solve_model(model: Model, init: str | None = None) -> SolveResult:
     """Fixed point of ``model``'s system from the requested initialisation.
 
@@ -191,27 +230,69 @@ def solve_model(model: Model, init: str | None = None) -> SolveResult:
     ``unique`` when they all reach the same fixed point and otherwise the
     branch of the requested one (``Model.branches``).
     """
-    system = model.system()
-    theta = model.theta()
-    inits = list(getattr(model, "inits", ()))
-    init = init or model.values.get("init") or (inits[0] if inits else None)
-    names = inits if init in inits else [init]
-    s0 = np.stack([model.initial_state(i) for i in names])
-    opts = model.solver_options()
+    system, theta, names, init, s0, opts = _prepare(model, init)
     S, IT, ST, RES = solve_batch(system, s0, theta, **opts)
     k = names.index(init)
-    state = S[k]
-    values = model.observables(state)
-    values["residual"] = float(RES[k])
+    phi = None
     if system.potential is not None:
-        values["free_energy"] = float(system.evaluate("potential", state, theta))
-    if len(names) > 1:
-        spread = np.max(np.abs(S - S[k]))
-        values["branch"] = "unique" if spread < 1e-7 else model.branches.get(init, init)
-    else:
-        values["branch"] = init
-    status = str(ST[k])
-    return SolveResult(state=state, iterations=int(IT[k]), status=status, values=values)
+        phi = system.evaluate("potential", S[k], theta)
+    return _result(model, system, names, init, S, IT, ST, RES, phi)
+
+
+def solve_models(models: list[Model], init: str | None = None) -> list[SolveResult | Exception]:
+    """:func:`solve_model` for many models, batched: one compiled call per shared system.
+
+    Models that share a compiled :class:`~meanfield._model.System` (the same
+    structure, other parameter values: e.g. the points of a sweep), the same
+    solver options and the same starts are solved together, all their starts
+    as rows of one :func:`solve_batch` call (and one batched evaluation of
+    the free energy). Every row runs the same compiled per-row solver as
+    :func:`solve_model`, so each result equals ``solve_model(model, init)``.
+
+    Returns
+    -------
+    list
+        One entry per model, in order: its :class:`SolveResult`, or the
+        exception that :func:`solve_model` would have raised for it (a
+        failing model never fails the others).
+    """
+    out: list[SolveResult | Exception | None] = [None] * len(models)
+    groups: dict[tuple, list] = {}
+    for j, m in enumerate(models):
+        try:
+            system, theta, names, ini, s0, opts = _prepare(m, init)
+            key = (id(system), tuple(names), s0.shape, repr(sorted(opts.items())))
+        except Exception as e:
+            out[j] = e
+            continue
+        groups.setdefault(key, []).append((j, system, theta, names, ini, s0, opts))
+    for rows in groups.values():
+        system, names, opts = rows[0][1], rows[0][3], rows[0][6]
+        try:
+            S0 = np.stack([r[5] for r in rows])  # (n, len(names), dim)
+            TH = np.stack([np.asarray(r[2], dtype=float) for r in rows])
+            S, IT, ST, RES = solve_batch(system, S0, TH[:, None, :], **opts)
+            phi = None
+            if system.potential is not None:
+                ks = np.array([r[3].index(r[4]) for r in rows])
+                phi = system.evaluate("potential", S[np.arange(len(rows)), ks], TH)
+        except Exception:
+            # attribute the failure to the model(s) that cause it
+            for j, *_ in rows:
+                try:
+                    out[j] = solve_model(models[j], init)
+                except Exception as e:
+                    out[j] = e
+            continue
+        for q, (j, _, _, nm, ini, _, _) in enumerate(rows):
+            try:
+                out[j] = _result(
+                    models[j], system, nm, ini, S[q], IT[q], ST[q], RES[q],
+                    None if phi is None else phi[q],
+                )
+            except Exception as e:
+                out[j] = e
+    return out  # type: ignore[return-value]
 
 
 def all_fixed_points(model: Model, starts: int = 48, tol: float = 1e-11) -> list[dict]:
