@@ -1,7 +1,7 @@
 """Compute per step against feedback rank: one layer's backward pass, LDFA against backprop.
 
-Measured wall time (float32 BLAS, best of repeats) of the backward pass of a
-linear layer, dW = delta^T h plus the delivered error (delta W for backprop,
+Measured wall time (float32 BLAS on one thread, best of interleaved repeats) of
+the backward pass of a linear layer, dW = delta^T h plus the delivered error (delta W for backprop,
 (delta P^T) Q^T for rank-r feedback), relative to backprop, against the FLOP
 model 1/2 + r (n_in + n_out) / (2 n_in n_out) (digest §3.3; over a whole
 forward + backward step the saving is at most one third).
@@ -24,12 +24,15 @@ def params(quick: bool) -> dict:
         "batch": 256,
         "ranks": [8, 32, 128, 512] if quick else [8, 16, 32, 64, 128, 256, 512, 1024],
         "repeats": 3 if quick else 7,
+        "threads": 1,  # one BLAS thread: reproducible on a shared machine, as bench/fa.py
     }
 
 
 def compute(quick: bool) -> xr.Dataset:
     P = params(quick)
-    res = backward_timing(P["width"], P["width"], P["batch"], P["ranks"], P["repeats"])
+    res = backward_timing(
+        P["width"], P["width"], P["batch"], P["ranks"], P["repeats"], threads=P["threads"]
+    )
     rows = res["ldfa"]
     return xr.Dataset(
         {
@@ -38,7 +41,12 @@ def compute(quick: bool) -> xr.Dataset:
             "seconds": (("r",), np.array([x["seconds"] for x in rows])),
         },
         coords={"r": P["ranks"]},
-        attrs={"bp_seconds": res["bp_seconds"], "width": P["width"], "batch": P["batch"]},
+        attrs={
+            "bp_seconds": res["bp_seconds"],
+            "width": P["width"],
+            "batch": P["batch"],
+            "threads": P["threads"],
+        },
     )
 
 
