@@ -167,12 +167,13 @@ def test_normative_sgd_reaches_the_eckart_young_floor():
         ld(x).sum().backward()
         opt.step()
     W = ld.weight.detach()
-    res = float(((W - ld.P_t @ ld.Q_t) ** 2).sum())
+    res = float(((W - ld.P_t.detach() @ ld.Q_t.detach()) ** 2).sum())
     floor = float((s[r:] ** 2).sum())
     assert abs(res - floor) <= 1e-8 * floor
-    proj = U[:, :r].T @ ld.P_t.detach()  # P_t's columns span the top-r left subspace
-    assert float(torch.linalg.svdvals(proj).min() / torch.linalg.svdvals(ld.P_t).max()) > 0.1
-    leak = U[:, r:].T @ ld.P_t.detach()
+    Pt = ld.P_t.detach()
+    proj = U[:, :r].T @ Pt  # P_t's columns span the top-r left subspace
+    assert float(torch.linalg.svdvals(proj).min() / torch.linalg.svdvals(Pt).max()) > 0.1
+    leak = U[:, r:].T @ Pt
     assert float(leak.abs().max()) <= 1e-6
 
 
