@@ -91,26 +91,39 @@ def _stable(ev_j, x, th, damping, jac, d):
 
 
 @_jit
-def _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
-    """Newton from s into x; returns (accepted, evaluations)."""
+def _newton(ev_f, ev_j, s, gs, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
+    """Newton from s into x; returns (accepted, evaluations, residual at x).
+
+    ``gs`` holds ``G(s)`` on entry (the caller has just evaluated it) and is
+    left unchanged. A run whose first step goes against the iteration
+    direction (``dx . G(s) <= 0``, e.g. towards the unstable point an orbit
+    is escaping from) is abandoned at once: its limit could not pass the
+    ahead-check below."""
     for i in range(d):
         x[i] = s[i]
+        g[i] = gs[i]
     nev = 0
     conv = False
     res0 = np.inf
+    res = np.inf
     grow = 0
-    for _k in range(NEWTON_STEPS):
-        res, fin = _resid(ev_f, x, th, f, g, d)
-        nev += 1
-        if not fin:
-            return False, nev
+    for k in range(NEWTON_STEPS):
+        if k > 0:
+            res, fin = _resid(ev_f, x, th, f, g, d)
+            nev += 1
+            if not fin:
+                return False, nev, res
+        else:
+            res = 0.0
+            for i in range(d):
+                res = max(res, abs(g[i]))
         if res <= tol:
             conv = True
             break
         # give up early on a Newton run that is not contracting
         grow = grow + 1 if res >= res0 else 0
         if grow >= 3:
-            return False, nev
+            return False, nev, res
         res0 = res
         ev_j(x, th, jac)
         for i in range(d):
@@ -119,21 +132,26 @@ def _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
             A[i, i] -= 1.0
             dx[i] = -g[i]
         if not _lu_solve(A, dx, d):
-            return False, nev
+            return False, nev, res
+        if k == 0:
+            back = 0.0
+            for i in range(d):
+                back += dx[i] * gs[i]
+            if not back > 0.0:
+                return False, nev, res
         for i in range(d):
             x[i] += dx[i]
     if not conv:
-        return False, nev
+        return False, nev, res
     # ahead of s along the iteration direction G(s)?
-    _resid(ev_f, s, th, f, g, d)
     ahead = 0.0
     dist = 0.0
     for i in range(d):
-        ahead += (x[i] - s[i]) * g[i]
+        ahead += (x[i] - s[i]) * gs[i]
         dist = max(dist, abs(x[i] - s[i]))
     if dist > 1e-13 * (1.0 + abs(x[0])):
         if not ahead > 0.0:
-            return False, nev
+            return False, nev, res
         # no fixed point between s and x (projected residual keeps its sign)
         for q in range(1, SEGMENT):
             tau = q / SEGMENT
@@ -145,18 +163,17 @@ def _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
             for i in range(d):
                 pr += gy[i] * (x[i] - s[i])
             if not pr > 0.0:
-                return False, nev
+                return False, nev, res
     if not _stable(ev_j, x, th, damping, jac, d):
-        return False, nev
-    return True, nev
+        return False, nev, res
+    return True, nev, res
 
 
 @_jit
 def _ray(ev_f, s, th, f, g, y, gy, d):
-    """Move s along G(s) while the orbit is straight.
+    """Move s along G(s) (held in ``g`` on entry) while the orbit is straight.
 
     Returns the evaluations used, negated when s moved."""
-    _resid(ev_f, s, th, f, g, d)
     gn = 0.0
     for i in range(d):
         gn += g[i] * g[i]
@@ -202,6 +219,7 @@ def _solve_row(ev_f, ev_j, s, th, damping, tol, max_iter, use_newton, d):
     y = np.empty(d)
     gy = np.empty(d)
     dx = np.empty(d)
+    gs = np.empty(d)
     jac = np.empty((d, d))
     A = np.empty((d, d))
     it = 0
@@ -221,23 +239,29 @@ def _solve_row(ev_f, ev_j, s, th, damping, tol, max_iter, use_newton, d):
         if it >= max_iter:
             break
         if use_newton and it >= check:
-            ok, nev = _newton(ev_f, ev_j, s, th, tol, damping, x, f, g, jac, A, dx, y, gy, d)
+            for i in range(d):
+                gs[i] = g[i]
+            ok, nev, rx = _newton(
+                ev_f, ev_j, s, gs, th, tol, damping, x, f, g, jac, A, dx, y, gy, d
+            )
             if ok:
                 for i in range(d):
                     s[i] = x[i]
-                res, fin = _resid(ev_f, s, th, f, g, d)
+                res = rx  # max |F(x) - x|, evaluated at the last Newton iterate
                 st = 0
                 it += 1
                 break
             gap = min(2 * gap, 256)
             check = it + gap
+            for i in range(d):
+                g[i] = gs[i]  # G(s) again (Newton used g)
             if res > prev:  # growing steps: escaping a weakly unstable point
                 if _ray(ev_f, s, th, f, g, y, gy, d) < 0:
                     check = it + 1  # moved: try Newton again from there
-            res, fin = _resid(ev_f, s, th, f, g, d)
-            if not fin:
-                st = 2
-                break
+                    res, fin = _resid(ev_f, s, th, f, g, d)
+                    if not fin:
+                        st = 2
+                        break
         prev = res
         for i in range(d):
             s[i] = s[i] + damping * g[i]
