@@ -56,7 +56,7 @@ $(TORCH_STAMP): pyproject.toml
 	touch $(TORCH_STAMP)
 
 test-torch: $(TORCH_STAMP)
-	NUMBA_NUM_THREADS=1 $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py
+	NUMBA_NUM_THREADS=1 $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/feedback_alignment/test_torch_layers.py tests/feedback_alignment/test_fa_bench.py
 
 # bench/fa.py with the torch rows (one epoch against torch autograd, the LDFA layer in torch)
 bench-torch: $(TORCH_STAMP)
