@@ -188,7 +188,14 @@ def sign_vectors(n: int, k: int, alpha_h: float, alpha_r: float) -> tuple[np.nda
 
 
 def balanced_point(n: int, k: int, s: float, rng: np.random.Generator):
-    """A random balanced point: ``W1`` i.i.d. ``N(0, s^2/N)``, ``w2`` uniform with ``|w2| = s``."""
+    """A random balanced point: ``W1`` i.i.d. ``N(0, s^2/N)``, ``w2`` uniform with ``|w2| = s``.
+
+    This is the ensemble of the large-N theory (digest §2.3) and of ``solve``. It is *not*
+    the published random initialisation (``w2`` i.i.d., so ``|w2|^2 ~ s^2 chi^2_K / K``),
+    which the digest's finite-size Monte Carlo (§3: 0.44, 0.60, 0.82 at N = 100, K = 10,
+    n2 = 1, 2, 5) actually sampled: at K = 10 the two differ (here 0.36, 0.73, 1.00), see
+    ``tests/curl_descent/test_cd_sim.py::test_digest_finite_size_monte_carlo``.
+    """
     w1 = rng.standard_normal((k, n)) * (s / math.sqrt(n))
     w2 = rng.standard_normal(k)
     w2 *= s / np.linalg.norm(w2)
