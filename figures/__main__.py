@@ -66,7 +66,9 @@ def demo(quick: bool = True, out: str | Path = "figures/out", stream=None,
         print("", file=stream)
         print(_header(name, seconds), file=stream)
         if summary is not None:
-            print(summary, file=stream)
+            # every summary line indented under its figure's header
+            print("\n".join(ln if ln.startswith("  ") or not ln else "  " + ln
+                            for ln in summary.splitlines()), file=stream)
         print("  wrote " + ", ".join(paths.values()), file=stream, flush=True)
 
     if jobs <= 1:

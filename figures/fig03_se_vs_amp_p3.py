@@ -184,4 +184,11 @@ def summary(ds: xr.Dataset) -> str:
                     for k, v, s in zip(ds.kind.values, ds.threshold.values,
                                        ds.threshold_status.values, strict=True))
     lines.append(f"  thresholds in delta: {thr}")
+    pt = ds.sel(mode=1)
+    se = pt.se_overlap_at_sim
+    window = abs(se.max("init") - se.min("init")) > 0.1  # the SE starts disagree there
+    if bool((~pt.agree.astype(bool) & window).any()):
+        lines.append("  NO: in the coexistence window random-start AMP leaves SE's low branch on"
+                     " some finite-N\n  instances (their empirical prior means start it closer);"
+                     " fig07 (a): the escapes vanish with N")
     return "\n".join(lines)

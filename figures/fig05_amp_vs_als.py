@@ -94,6 +94,7 @@ def compute(quick: bool) -> xr.Dataset:
     se_terr = np.empty((S, delta.size))
     se_status = np.empty((S, delta.size), dtype=object)
     thr = np.full((S, len(KINDS)), np.nan)
+    thr_st = np.full((S, len(KINDS)), "", dtype=object)
     mse = np.full((len(METHODS), S, D, T, p), np.nan)
     terr = np.full((len(METHODS), S, D, T), np.nan)
     conv = np.full((len(METHODS), S, D, T), np.nan)
@@ -110,6 +111,7 @@ def compute(quick: bool) -> xr.Dataset:
         for k, kind in enumerate(KINDS):
             r = meanfield.threshold("tensor", base, param="delta", kind=kind)
             thr[s, k] = np.nan if r["value"] is None else r["value"]
+            thr_st[s, k] = r["status"]
         for j, d in enumerate(dsim):
             m = model.replace(delta=float(d))
             inst = sample_instance(m, P["size"], T, P["seed"] + j)
@@ -157,6 +159,7 @@ def compute(quick: bool) -> xr.Dataset:
             "als_overlap": (("shape", "delta_sim", "mode"), np.nanmean(als_overlap, axis=2),
                             {"long_name": "ALS normalised overlap |<u,x>|/(|u||x|)"}),
             "threshold": (("shape", "kind"), thr, {"long_name": "threshold in delta"}),
+            "threshold_status": (("shape", "kind"), thr_st.astype(str)),
         },
         coords={"algo": list(METHODS), "shape": list(SHAPES), "delta": delta,
                 "delta_sim": dsim, "mode": np.arange(1, p + 1), "trial": np.arange(T),
@@ -222,9 +225,15 @@ def summary(ds: xr.Dataset) -> str:
     """Plain-text table: mode-averaged MSE of SE, AMP and ALS, and the tensor error."""
     lines = []
     for shape in ds.shape.values:
-        thr = ", ".join(f"{k} {float(v):.3f}" for k, v in
-                        zip(ds.kind.values, ds.threshold.sel(shape=shape).values, strict=True))
+        st = (ds.threshold_status.sel(shape=shape).values if "threshold_status" in ds
+              else ["-"] * ds.kind.size)
+        thr = ", ".join(f"{k} {float(v):.3f}" if np.isfinite(v) else f"{k} none ({s})"
+                        for k, v, s in zip(ds.kind.values, ds.threshold.sel(shape=shape).values,
+                                           st, strict=True))
         lines.append(f"  shape ({shape}); thresholds in delta: {thr}")
+        if not np.isfinite(ds.threshold.sel(shape=shape).values).any():
+            lines.append("  (prior mean beyond the tricritical point: no transition in delta,"
+                         " a smooth crossover)")
         lines.append(f"  {'delta':>6}{'SE mse':>9}{'AMP mse':>17}{'ALS mse':>17}"
                      f"{'AMP terr':>11}{'ALS terr':>11}")
         for dv in ds.delta_sim.values:
