@@ -188,9 +188,65 @@ def _parity() -> dict:
 @pytest.mark.cudasim
 def test_cpu_cuda_parity_under_simulator():
     # same host data, same optimiser body; the products are summed in a
-    # different order (one thread per entry vs BLAS): agreement to 1e-12
-    for name, diff in _parity().items():
+    # different order (one thread per entry vs BLAS), the MLP's element-wise steps are
+    # numpy on the CPU and the scalar bodies on the GPU: agreement to 1e-12 (measured
+    # at most 4.4e-16; a 0.1% error in the softmax body shows as 1e-5)
+    out = _parity()
+    assert {k for k in out if k.startswith("mlp_")} >= {"mlp_bp_sgd_tanh", "mlp_oja_sgd_tanh"}
+    for name, diff in out.items():
         assert diff < 1e-12, (name, diff)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "linear"])
+def test_mlp_bodies_equal_the_numpy_cpu_path(act):
+    """The scalar bodies the GPU runs (compiled here for the CPU) against Ops' numpy forms,
+    element-wise within 4 eps relative (tanh/exp/log of two libraries: <= 1-2 ulp each)."""
+    rng = np.random.default_rng(4)
+    ops, k = mlp.Ops("cpu"), mlp._cpu_nn()
+    eps = np.finfo(float).eps
+    A = rng.normal(size=(1, 7, 5)) * 3
+    bias = rng.normal(size=(1, 1, 5))
+    a_np, h_np = ops.bias_act(A, bias, act)
+    a_b, h_b = np.empty(A.size), np.empty(A.size)
+    k["bias_act"](A.reshape(-1), bias.reshape(-1), a_b, h_b, mlp.ACT_CODES[act], 5)
+    np.testing.assert_array_equal(a_b, a_np.reshape(-1))
+    np.testing.assert_allclose(h_b, h_np.reshape(-1), rtol=4 * eps, atol=0)
+    D = rng.normal(size=(1, 7, 5))
+    d_b = np.empty(D.size)
+    k["dact"](D.reshape(-1), a_np.reshape(-1), h_np.reshape(-1), d_b, mlp.ACT_CODES[act])
+    np.testing.assert_allclose(d_b, ops.dact(D, a_np, h_np, act).reshape(-1), rtol=4 * eps)
+    if act == "relu":  # the derivative switches at a > 0 exactly
+        assert np.all(d_b[a_np.reshape(-1) <= 0] == 0) and np.any(d_b != 0)
+
+
+def test_xent_and_colsum_bodies_equal_the_numpy_cpu_path():
+    rng = np.random.default_rng(5)
+    ops, k = mlp.Ops("cpu"), mlp._cpu_nn()
+    eps = np.finfo(float).eps
+    Z = rng.normal(size=(1, 6, 4)) * 5
+    Z[0, 0, 0] = 800.0  # a huge logit: the max shift keeps exp finite, p -> 1e-300 floor
+    Y = np.eye(4)[[0, 1, 2, 3, 1, 0]][None]
+    E_np, L_np = ops.softmax_xent(Z, Y, 0.25)
+    E_b, L_b = np.empty(Z.size), np.empty(6)
+    k["xent"](Z.reshape(-1), Y.reshape(-1), E_b, L_b, 0.25, 4)
+    assert np.all(np.isfinite(E_b)) and np.all(np.isfinite(L_b))
+    np.testing.assert_allclose(E_b, E_np.reshape(-1), rtol=16 * eps, atol=16 * eps)
+    np.testing.assert_allclose(L_b, L_np, rtol=16 * eps)
+    # independent check: E sums to zero per row (softmax minus one-hot) and L >= 0
+    np.testing.assert_allclose(E_b.reshape(6, 4).sum(1), 0.0, atol=16 * eps)
+    assert np.all(L_b >= 0)
+    D = rng.normal(size=(1, 6, 4))
+    c_b = np.empty(4)
+    k["colsum"](D.reshape(-1), c_b, -1.0, 6, 4)
+    np.testing.assert_allclose(c_b, ops.colsum(D, -1.0).reshape(-1), rtol=8 * eps)
+
+
+def test_train_mlp_bad_backend_is_a_param_error():
+    D = _digits()
+    with pytest.raises(ParamError, match="^backend must be"):
+        mlp.train_mlp(D["Xtr"], D["ytr"], D["Xte"], D["yte"], epochs=1, backend="tpu")
+    with pytest.raises(ParamError, match="^activation must be"):
+        mlp.train_mlp(D["Xtr"], D["ytr"], D["Xte"], D["yte"], epochs=1, activation="gelu")
 
 
 class _Hopper:
@@ -206,13 +262,17 @@ class _Hopper:
     "name",
     [
         "gemm",
+        "xent",
         pytest.param("opt", marks=pytest.mark.slow),
         pytest.param("axpby", marks=pytest.mark.slow),
+        pytest.param("bias_act", marks=pytest.mark.slow),
+        pytest.param("dact", marks=pytest.mark.slow),
+        pytest.param("colsum", marks=pytest.mark.slow),
     ],
 )
 def test_kernels_compile_to_ptx(name):
     import numba.cuda.dispatcher as dispatcher
-    from numba import boolean, cuda, float64
+    from numba import boolean, cuda, float64, int64
 
     k = mlp.cuda_kernels()
     sigs = {
@@ -227,7 +287,12 @@ def test_kernels_compile_to_ptx(name):
             boolean,
         ),
         "axpby": (float64[:], float64[:], float64[:], float64, float64),
+        "bias_act": (float64[:], float64[:], float64[:], float64[:], int64, int64),
+        "dact": (float64[:], float64[:], float64[:], float64[:], int64),
+        "xent": (float64[:], float64[:], float64[:], float64[:], float64, int64),
+        "colsum": (float64[:], float64[:], float64, int64, int64),
     }
+    assert set(sigs) == set(mlp.CUDA_KERNELS)
     with mock.patch.object(dispatcher, "get_current_device", lambda: _Hopper()):
         ptx, _ = cuda.compile_ptx(k[name].py_func, sigs[name], cc=(9, 0))
     assert ".entry" in ptx and "sm_90" in ptx, name

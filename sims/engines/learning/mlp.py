@@ -25,8 +25,12 @@ One scalar body per inner loop, compiled for the CPU (``numba.njit``) and as a
 CUDA device function (``numba.cuda.jit(device=True)``): the optimiser updates
 :func:`sgd_entry` and :func:`adam_entry` (with decay) and, on the GPU, the batched
 matrix-product entry :func:`gemm_entry` and the combination :func:`axpby_entry`
-(the CPU uses BLAS for the products). Data are drawn on the host from each
-trial's ``SeedSequence`` child, so both backends see the same numbers.
+(the CPU uses BLAS for the products). The MLP's bias + activation, derivative,
+softmax cross-entropy and bias gradient (:func:`bias_act_entry`, :func:`dact_entry`,
+:func:`xent_row`, :func:`colsum_entry`) run on the GPU; the CPU uses numpy's
+vectorised forms, which the tests check against the bodies compiled for the CPU.
+Data are drawn (linear engine) or gathered (MLP minibatches) on the host, so both
+backends see the same numbers.
 """
 
 from __future__ import annotations
@@ -118,6 +122,66 @@ def axpby_entry(X, Y, out, a, b, i):  # pragma: no cover (compiled)
     out[i] = a * X[i] + b * Y[i]
 
 
+#: activation codes of :func:`bias_act_entry` and :func:`dact_entry`
+ACT_CODES = {"tanh": 0, "relu": 1, "linear": 2}
+
+
+def bias_act_entry(A, bias, Aout, H, kind, ncol, i):  # pragma: no cover (compiled)
+    """Entry ``i`` of a row-major ``(rows, ncol)`` layer: ``a = A + bias[col]``, ``H = f(a)``.
+
+    ``kind``: 0 ``tanh``, 1 ``relu``, 2 ``linear`` (:data:`ACT_CODES`).
+    """
+    a = A[i] + bias[i % ncol]
+    Aout[i] = a
+    if kind == 0:
+        H[i] = math.tanh(a)
+    elif kind == 1:
+        H[i] = a if a > 0.0 else 0.0
+    else:
+        H[i] = a
+
+
+def dact_entry(D, A, H, out, kind, i):  # pragma: no cover (compiled)
+    """``out[i] = D[i] f'(a_i)`` from the pre-activation ``A`` and ``H = f(A)``."""
+    if kind == 0:
+        out[i] = D[i] * (1.0 - H[i] * H[i])
+    elif kind == 1:
+        out[i] = D[i] if A[i] > 0.0 else 0.0
+    else:
+        out[i] = D[i]
+
+
+def xent_row(Z, Y, E, L, scale, ncol, r):  # pragma: no cover (compiled)
+    """Softmax cross-entropy of row ``r`` of the logits ``Z`` against targets ``Y``.
+
+    ``E = scale (softmax(z) - y)`` (``dL/dz`` of the mean loss for ``scale = 1/batch``)
+    and ``L[r] = -sum_j y_j log max(p_j, 1e-300)`` (max-shifted exponentials).
+    """
+    base = r * ncol
+    mx = Z[base]
+    for j in range(1, ncol):
+        if Z[base + j] > mx:
+            mx = Z[base + j]
+    tot = 0.0
+    for j in range(ncol):
+        tot += math.exp(Z[base + j] - mx)
+    loss = 0.0
+    for j in range(ncol):
+        p = math.exp(Z[base + j] - mx) / tot
+        E[base + j] = scale * (p - Y[base + j])
+        if Y[base + j] != 0.0:
+            loss -= Y[base + j] * math.log(max(p, 1e-300))
+    L[r] = loss
+
+
+def colsum_entry(D, out, alpha, nrow, ncol, j):  # pragma: no cover (compiled)
+    """``out[j] = alpha sum_r D[r, j]`` of a row-major ``(nrow, ncol)`` array."""
+    tot = 0.0
+    for r in range(nrow):
+        tot += D[r * ncol + j]
+    out[j] = alpha * tot
+
+
 _KERNELS: dict[tuple[str, str], Any] = {}
 cuda = None  # numba.cuda, imported on first use
 
@@ -143,11 +207,62 @@ def _cpu_opt():
     return _KERNELS[("opt", "cpu")]
 
 
+def _cpu_nn() -> dict[str, Any]:
+    """The MLP's element-wise and row-wise scalar bodies compiled for the CPU.
+
+    The GPU runs these bodies (:func:`cuda_kernels`); the CPU trainer uses numpy's
+    vectorised forms (:class:`Ops`), and the tests check the two against each other.
+    """
+    if ("bias_act", "cpu") not in _KERNELS:
+        import numba
+
+        jit = numba.njit(cache=False, error_model="numpy")
+        b_act = numba.njit(cache=False, inline="always")(bias_act_entry)
+        d_act = numba.njit(cache=False, inline="always")(dact_entry)
+        x_row = numba.njit(cache=False, inline="always", error_model="numpy")(xent_row)
+        c_sum = numba.njit(cache=False, inline="always")(colsum_entry)
+
+        @jit
+        def bias_act_kernel(A, bias, Aout, H, kind, ncol):
+            for i in range(A.size):
+                b_act(A, bias, Aout, H, kind, ncol, i)
+
+        @jit
+        def dact_kernel(D, A, H, out, kind):
+            for i in range(D.size):
+                d_act(D, A, H, out, kind, i)
+
+        @jit
+        def xent_kernel(Z, Y, E, L, scale, ncol):
+            for r in range(L.size):
+                x_row(Z, Y, E, L, scale, ncol, r)
+
+        @jit
+        def colsum_kernel(D, out, alpha, nrow, ncol):
+            for j in range(ncol):
+                c_sum(D, out, alpha, nrow, ncol, j)
+
+        for k, v in (
+            ("bias_act", bias_act_kernel),
+            ("dact", dact_kernel),
+            ("xent", xent_kernel),
+            ("colsum", colsum_kernel),
+        ):
+            _KERNELS[(k, "cpu")] = v
+    return {k: _KERNELS[(k, "cpu")] for k in NN_KERNELS}
+
+
+#: names of the MLP kernels (:func:`_cpu_nn`, :func:`cuda_kernels`)
+NN_KERNELS = ("bias_act", "dact", "xent", "colsum")
+#: every CUDA kernel of :func:`cuda_kernels`
+CUDA_KERNELS = ("opt", "gemm", "axpby", *NN_KERNELS)
+
+
 def cuda_kernels() -> dict[str, Any]:
     """The CUDA kernels (grid-stride loops around the scalar bodies)."""
     global cuda  # a module global: the CUDA simulator swaps globals only
     if ("opt", "cuda") in _KERNELS:
-        return {k: _KERNELS[(k, "cuda")] for k in ("opt", "gemm", "axpby")}
+        return {k: _KERNELS[(k, "cuda")] for k in CUDA_KERNELS}
     from numba import cuda
 
     g_sgd = cuda.jit(device=True)(sgd_entry)
@@ -186,10 +301,51 @@ def cuda_kernels() -> dict[str, Any]:
         for i in range(start, out.size, stride):
             g_axpby(X, Y, out, a, b, i)
 
-    _KERNELS[("opt", "cuda")] = opt_kernel
-    _KERNELS[("gemm", "cuda")] = gemm_kernel
-    _KERNELS[("axpby", "cuda")] = axpby_kernel
-    return {"opt": opt_kernel, "gemm": gemm_kernel, "axpby": axpby_kernel}
+    g_bias_act = cuda.jit(device=True)(bias_act_entry)
+    g_dact = cuda.jit(device=True)(dact_entry)
+    g_xent = cuda.jit(device=True)(xent_row)
+    g_colsum = cuda.jit(device=True)(colsum_entry)
+
+    @cuda.jit
+    def bias_act_kernel(A, bias, Aout, H, kind, ncol):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for i in range(start, A.size, stride):
+            g_bias_act(A, bias, Aout, H, kind, ncol, i)
+
+    @cuda.jit
+    def dact_kernel(D, A, H, out, kind):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for i in range(start, D.size, stride):
+            g_dact(D, A, H, out, kind, i)
+
+    @cuda.jit
+    def xent_kernel(Z, Y, E, L, scale, ncol):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for r in range(start, L.size, stride):
+            g_xent(Z, Y, E, L, scale, ncol, r)
+
+    @cuda.jit
+    def colsum_kernel(D, out, alpha, nrow, ncol):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for j in range(start, ncol, stride):
+            g_colsum(D, out, alpha, nrow, ncol, j)
+
+    kernels = {
+        "opt": opt_kernel,
+        "gemm": gemm_kernel,
+        "axpby": axpby_kernel,
+        "bias_act": bias_act_kernel,
+        "dact": dact_kernel,
+        "xent": xent_kernel,
+        "colsum": colsum_kernel,
+    }
+    for k, v in kernels.items():
+        _KERNELS[(k, "cuda")] = v
+    return kernels
 
 
 class Ops:
@@ -248,6 +404,72 @@ class Ops:
         out = self._cuda.device_array(X.shape)
         self._k["axpby"][self._grid(X.size)](
             X.reshape(X.size), Y.reshape(Y.size), out.reshape(out.size), float(a), float(b)
+        )
+        return out
+
+    # The MLP's element-wise and row-wise steps. The GPU runs the scalar bodies
+    # (bias_act_entry, dact_entry, xent_row, colsum_entry); the CPU uses numpy's vectorised
+    # ufuncs (as it uses BLAS for the products: numba's scalar tanh is several times slower
+    # than numpy's SIMD one). The bodies compiled for the CPU (_cpu_nn) are tested against
+    # these numpy forms, and the GPU path against the CPU path under the CUDA simulator.
+    def _launch(self, name: str, n: int, *args) -> None:
+        self._k[name][self._grid(n)](*args)
+
+    def bias_act(self, A, bias, act: str):
+        """``(a, f(a))`` with ``a = A + bias`` (``bias`` broadcast over the rows of each stack)."""
+        if self.backend == "cpu":
+            a = A + bias
+            if act == "tanh":
+                return a, np.tanh(a)
+            if act == "relu":
+                return a, np.maximum(a, 0.0)
+            return a, a
+        Aout, H = self._cuda.device_array(A.shape), self._cuda.device_array(A.shape)
+        n, ncol = int(np.prod(A.shape)), int(tuple(A.shape)[-1])
+        self._launch(
+            "bias_act", n, A.reshape(n), bias.reshape(ncol), Aout.reshape(n), H.reshape(n),
+            ACT_CODES[act], ncol,
+        )  # fmt: skip
+        return Aout, H
+
+    def dact(self, D, A, H, act: str):
+        """``D * f'(A)`` (``H = f(A)``)."""
+        if self.backend == "cpu":
+            if act == "tanh":
+                return D * (1.0 - H * H)
+            if act == "relu":
+                return D * (A > 0.0)
+            return D
+        out = self._cuda.device_array(D.shape)
+        n = int(np.prod(D.shape))
+        self._launch(
+            "dact", n, D.reshape(n), A.reshape(n), H.reshape(n), out.reshape(n), ACT_CODES[act]
+        )
+        return out
+
+    def softmax_xent(self, Z, Y, scale: float):
+        """``(E, L)``: ``E = scale (softmax(Z) - Y)`` per row and the rows' cross-entropies."""
+        if self.backend == "cpu":
+            p = np.exp(Z - Z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            loss = -np.sum(Y * np.log(np.maximum(p, 1e-300)), axis=-1).reshape(-1)
+            return scale * (p - Y), loss
+        E = self._cuda.device_array(Z.shape)
+        ncol = int(tuple(Z.shape)[-1])
+        rows = int(np.prod(Z.shape)) // ncol
+        L = self._cuda.device_array((rows,))
+        n = rows * ncol
+        self._launch("xent", rows, Z.reshape(n), Y.reshape(n), E.reshape(n), L, float(scale), ncol)
+        return E, L
+
+    def colsum(self, D, alpha: float = 1.0):
+        """``alpha`` times the column sums of a ``(1, rows, cols)`` stack, as ``(1, 1, cols)``."""
+        if self.backend == "cpu":
+            return alpha * D.sum(axis=-2, keepdims=True)
+        nrow, ncol = (int(x) for x in tuple(D.shape)[-2:])
+        out = self._cuda.device_array((1, 1, ncol))
+        self._launch(
+            "colsum", ncol, D.reshape(nrow * ncol), out.reshape(ncol), float(alpha), nrow, ncol
         )
         return out
 
@@ -640,16 +862,6 @@ def digits(test_fraction: float = 0.3, seed: int = 0) -> dict[str, np.ndarray]:
     return {"Xtr": Xtr - mu, "ytr": ytr, "Xte": Xte - mu, "yte": yte, "classes": 10}
 
 
-def _act(name: str):
-    if name == "tanh":
-        return np.tanh, lambda a, h: 1.0 - h * h
-    if name == "relu":
-        return (lambda a: np.maximum(a, 0.0)), (lambda a, h: (a > 0).astype(a.dtype))
-    if name == "linear":
-        return (lambda a: a), (lambda a, h: np.ones_like(a))
-    raise ParamError("activation", "one of tanh, relu, linear", name)
-
-
 def _train_mlp(
     Xtr: np.ndarray,
     ytr: np.ndarray,
@@ -668,6 +880,7 @@ def _train_mlp(
     batch: int = 32,
     seed: int = 0,
     init_feedback: str = "random",
+    backend: str = "cpu",
 ) -> dict[str, Any]:
     """Train an MLP ``n -> hidden... -> classes`` with softmax cross-entropy and ``rule``.
 
@@ -680,6 +893,16 @@ def _train_mlp(
     same optimiser. ``init_feedback='svd'`` starts ``Q P`` at the truncated SVD
     of ``W^T`` (so full rank equals backprop at step 0).
 
+    ``backend='cpu'`` or ``'cuda'``: every step is a few :class:`Ops` calls -- products
+    (BLAS on the CPU, :func:`gemm_entry` on the GPU), the bias + activation, its
+    derivative, the softmax cross-entropy and the bias gradient (numpy ufuncs on the CPU;
+    on the GPU the scalar bodies :func:`bias_act_entry`, :func:`dact_entry`,
+    :func:`xent_row`, :func:`colsum_entry`, whose CPU compilation is tested against the
+    numpy forms) and the optimiser (:func:`sgd_entry` / :func:`adam_entry`, one body for
+    both); minibatches are
+    gathered on the host from the same permutation, so both backends train the same
+    network (parity to round-off, ``tests/feedback_alignment``).
+
     Returns
     -------
     dict
@@ -690,7 +913,9 @@ def _train_mlp(
         raise ParamError("rule", "one of " + ", ".join(RULES), rule)
     if optimizer not in ("sgd", "adam"):
         raise ParamError("optimizer", "one of sgd, adam", optimizer)
-    f, fprime = _act(activation)
+    if activation not in ACT_CODES:
+        raise ParamError("activation", "one of tanh, relu, linear", activation)
+    ops = Ops(backend)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 31]))
     C = int(max(ytr.max(), yte.max())) + 1
     sizes = [Xtr.shape[1], *[int(h) for h in hidden], C]
@@ -717,91 +942,95 @@ def _train_mlp(
             else:
                 fbQ[lyr] = rng.standard_normal((n_in, rk)) / np.sqrt(rk)
                 fbP[lyr] = rng.standard_normal((rk, n_out)) / np.sqrt(n_out)
-    opt = _cpu_opt()
-    state: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    Wd = [ops.put(w[None]) for w in W]  # stacks of one: (1, n_out, n_in)
+    bd = [ops.put(b_[None]) for b_ in b]  # (1, 1, n_out)
+    Qd = {k_: ops.put(v[None]) for k_, v in fbQ.items()}
+    Pd = {k_: ops.put(v[None]) for k_, v in fbP.items()}
+    Bd = {k_: ops.put(v[None]) for k_, v in fbB.items()}
+    moments: dict[Any, tuple[Any, Any]] = {}
 
     def update(key, arr, g, lr_, t, dec=0.0):
-        if key not in state:
-            state[key] = (np.zeros_like(arr), np.zeros_like(arr))
-        m_, v_ = state[key]
-        opt(
-            arr.reshape(-1),
-            np.ascontiguousarray(g).reshape(-1),
-            m_.reshape(-1),
-            v_.reshape(-1),
-            _hp(lr_, optimizer, t, dec),
-        )
+        if key not in moments:
+            moments[key] = (ops.zeros_like(arr), ops.zeros_like(arr))
+        M_, V_ = moments[key]
+        ops.step(arr, g, M_, V_, _hp(lr_, optimizer, t, dec))
 
-    def forward(X):
-        hs, as_ = [X], []
+    def forward(Xd):
+        hs, as_ = [Xd], []
         for i in range(L):
-            a = hs[-1] @ W[i].T + b[i]
+            a, h = ops.bias_act(
+                ops.mm(hs[-1], Wd[i], tb=True), bd[i], activation if i < L - 1 else "linear"
+            )
             as_.append(a)
-            hs.append(f(a) if i < L - 1 else a)
+            hs.append(h)
         return hs, as_
 
-    def accuracy(X, y):
-        return float(np.mean(np.argmax(forward(X)[0][-1], axis=1) == y))
+    Xte_d = ops.put(np.asarray(Xte)[None])
+
+    def accuracy():
+        logits = ops.get(forward(Xte_d)[0][-1])[0]
+        return float(np.mean(np.argmax(logits, axis=1) == yte))
 
     n_tr = Xtr.shape[0]
     Yoh = np.eye(C)[ytr]
     test_acc, train_loss = [], []
     step = 0
-    last_delta: dict[int, np.ndarray] = {}
+    last_delta: dict[int, Any] = {}
     for _ in range(int(epochs)):
         perm = rng.permutation(n_tr)
         tot = 0.0
         for s0 in range(0, n_tr, batch):
             idx = perm[s0 : s0 + batch]
-            Xb, Yb = Xtr[idx], Yoh[idx]
-            hs, as_ = forward(Xb)
-            z = hs[-1] - hs[-1].max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            tot += float(-np.sum(Yb * np.log(np.maximum(p, 1e-300))))
-            e = (p - Yb) / len(idx)  # dL/d(logits), mean loss
-            deltas = [None] * L
+            nb = len(idx)
+            hs, as_ = forward(ops.put(Xtr[idx][None]))
+            e, row_loss = ops.softmax_xent(hs[-1], ops.put(Yoh[idx][None]), 1.0 / nb)
+            tot += float(np.sum(ops.get(row_loss)))  # e: dL/d(logits) of the mean loss
+            deltas: list[Any] = [None] * L
             deltas[L - 1] = e
             for lyr in range(L - 1, 0, -1):
                 dl = deltas[lyr]
                 if rule == "bp":
-                    back = dl @ W[lyr]
+                    back = ops.mm(dl, Wd[lyr])
                 elif rule == "fa":
-                    back = dl @ fbB[lyr].T
+                    back = ops.mm(dl, Bd[lyr], tb=True)
                 elif rule == "dfa":
-                    back = e @ fbB[lyr].T
+                    back = ops.mm(e, Bd[lyr], tb=True)
                 else:
-                    back = (dl @ fbP[lyr].T) @ fbQ[lyr].T
-                deltas[lyr - 1] = back * fprime(as_[lyr - 1], hs[lyr])
+                    back = ops.mm(ops.mm(dl, Pd[lyr], tb=True), Qd[lyr], tb=True)
+                deltas[lyr - 1] = ops.dact(back, as_[lyr - 1], hs[lyr], activation)
             step += 1
             for i in range(L):
-                gW = -(deltas[i].T @ hs[i])  # descent direction
-                if i in fbQ and rule in ADAPTIVE:
-                    Q_, P_ = fbQ[i], fbP[i]
+                gW = ops.mm(deltas[i], hs[i], ta=True, alpha=-1.0)  # descent direction
+                if i in Qd and rule in ADAPTIVE:
+                    Q_, P_ = Qd[i], Pd[i]
                     if rule == "normative":
-                        Ew = W[i].T - Q_ @ P_
-                        gQ, gP = Ew @ P_.T, Q_.T @ Ew
+                        EwT = ops.comb(1.0, Wd[i], -1.0, ops.mm(P_, Q_, ta=True, tb=True))
+                        gQ = ops.mm(EwT, P_, ta=True, tb=True)  # (W^T - QP) P^T
+                        gP = ops.mm(Q_, EwT, ta=True, tb=True)  # Q^T (W^T - QP)
                         dq = dp = 0.0
                     else:
-                        gQ = gW.T @ P_.T
+                        gQ = ops.mm(gW, P_, ta=True, tb=True)  # gW^T P^T
                         if rule == "local":
-                            gP = Q_.T @ gW.T
+                            gP = ops.mm(Q_, gW, ta=True, tb=True)  # Q^T gW^T
                             dq = dp = lam_b
-                        else:
-                            d_ = deltas[i] * len(idx)
-                            Cm = d_.T @ d_
-                            tr = np.trace(Cm)
-                            Cm = Cm / tr if tr > 0 else Cm
-                            PC = P_ @ Cm
-                            gP = PC - PC @ P_.T @ P_
+                        else:  # oja: error covariance of the unscaled errors, trace 1
+                            Cm = ops.get(ops.mm(deltas[i], deltas[i], ta=True, alpha=nb * nb))
+                            tr = np.trace(Cm[0])
+                            Cd = ops.put(Cm / tr if tr > 0 else Cm)
+                            PC = ops.mm(P_, Cd)
+                            gP = ops.comb(1.0, PC, -1.0, ops.mm(ops.mm(PC, P_, tb=True), P_))
                             dq, dp = lam_b, 0.0
                     update(("Q", i), Q_, gQ, kappa * lr, step, dq)
                     update(("P", i), P_, gP, kappa * lr, step, dp)
-                update(("W", i), W[i], gW, lr, step)
-                update(("b", i), b[i], -deltas[i].sum(axis=0, keepdims=True), lr, step)
-            last_delta = {i: deltas[i] for i in range(L)}
+                update(("W", i), Wd[i], gW, lr, step)
+                update(("b", i), bd[i], ops.colsum(deltas[i], -1.0), lr, step)
+            last_delta = dict(enumerate(deltas))
         train_loss.append(tot / n_tr)
-        test_acc.append(accuracy(Xte, yte))
+        test_acc.append(accuracy())
+    W = [ops.get(w)[0] for w in Wd]
+    fbQ = {k_: ops.get(v)[0] for k_, v in Qd.items()}
+    fbP = {k_: ops.get(v)[0] for k_, v in Pd.items()}
+    last_delta = {k_: ops.get(v)[0] for k_, v in last_delta.items()}
     align = {}
     for lyr in range(1, L):
         if rule == "bp":
