@@ -23,6 +23,9 @@ SEGMENT = 12
 RAY_SAMPLES = 3
 RAY_GROWTH = 4.0
 RAY_COS = 0.98
+RAY_LINEAR = 0.05
+RAY_FAST = 64.0
+RAY_BISECT = 3
 NEWTON_STEPS = 40
 
 _jit = numba.njit(cache=True)
@@ -170,8 +173,40 @@ def _newton(ev_f, ev_j, s, gs, th, tol, damping, x, f, g, jac, A, dx, y, gy, d):
 
 
 @_jit
+def _ray_point(ev_f, s, a, th, f, g, y, gy, gn, d):
+    """``r(a) = G(s + a g) . g / |g|^2`` at a point of the ray where the orbit
+    is still straight (a finite residual within :data:`RAY_COS` of the
+    direction of ``g``), else ``-1``."""
+    for i in range(d):
+        y[i] = s[i] + a * g[i]
+    res, fin = _resid(ev_f, y, th, f, gy, d)
+    pr = 0.0
+    yn = 0.0
+    for i in range(d):
+        pr += gy[i] * g[i]
+        yn += gy[i] * gy[i]
+    if not (fin and pr > 0.0 and pr >= RAY_COS * math.sqrt(gn * yn)):
+        return -1.0
+    return pr / gn
+
+
+@_jit
 def _ray(ev_f, s, th, f, g, y, gy, d):
     """Move s along G(s) (held in ``g`` on entry) while the orbit is straight.
+
+    Stretches ``(best, alpha]`` of the ray ``s + a G(s)`` are sampled at
+    :data:`RAY_SAMPLES` points each; a stretch is accepted while the projected
+    residual ``r(a) = G(s + a G(s)) . G(s) / |G(s)|^2`` stays positive and the
+    residual keeps its direction. The next stretch is :data:`RAY_GROWTH` times
+    longer, or up to :data:`RAY_FAST` times while the orbit is in its linear
+    regime: ``r`` follows the line ``1 + kappa a`` (fitted at the first
+    sample, ``kappa > 0``: escaping) to a relative departure ``dev``, and a
+    departure that grows like ``a`` (the quadratic term) stays below
+    :data:`RAY_LINEAR` for a growth of ``RAY_LINEAR / dev``. A fixed point on
+    the ray needs ``r`` to fall to zero, a departure of order one, so it is not
+    stepped over while the departure stays small. When a sample fails, the
+    iterate moves to the last good sample after :data:`RAY_BISECT` bisections
+    of the bracket (last good sample, failed sample].
 
     Returns the evaluations used, negated when s moved."""
     gn = 0.0
@@ -182,28 +217,44 @@ def _ray(ev_f, s, th, f, g, y, gy, d):
     best = 1.0
     alpha = RAY_GROWTH
     nev = 1
+    kappa = 0.0
+    fitted = False
     for _k in range(60):
         straight = True
-        # the new stretch (best, alpha] sampled densely, so that a fixed point
-        # (a sign change of the projected residual) cannot be stepped over
+        dev = 0.0
         for q in range(1, RAY_SAMPLES + 1):
             a = best + (alpha - best) * q / RAY_SAMPLES
-            for i in range(d):
-                y[i] = s[i] + a * g[i]
-            res, fin = _resid(ev_f, y, th, f, gy, d)
+            r = _ray_point(ev_f, s, a, th, f, g, y, gy, gn, d)
             nev += 1
-            pr = 0.0
-            yn = 0.0
-            for i in range(d):
-                pr += gy[i] * g[i]
-                yn += gy[i] * gy[i]
-            if not (fin and pr > 0.0 and pr >= RAY_COS * math.sqrt(gn * yn)):
+            if not r > 0.0:
+                # the orbit bends or crosses a fixed point in (last good, a]:
+                # move to the last good sample, then bisect the bracket
+                lo = best + (alpha - best) * (q - 1) / RAY_SAMPLES
+                hi = a
+                for _b in range(RAY_BISECT):
+                    mid = 0.5 * (lo + hi)
+                    nev += 1
+                    if _ray_point(ev_f, s, mid, th, f, g, y, gy, gn, d) > 0.0:
+                        lo = mid
+                    else:
+                        hi = mid
+                best = lo
                 straight = False
                 break
+            if not fitted:
+                kappa = (r - 1.0) / a
+                fitted = True
+            else:
+                lin = 1.0 + kappa * a
+                dev = max(dev, abs(r - lin) / abs(lin))
         if not straight:
             break
         best = alpha
-        alpha *= RAY_GROWTH
+        growth = RAY_GROWTH
+        if kappa > 0.0 and dev < RAY_LINEAR:
+            growth = RAY_FAST if dev <= RAY_LINEAR / RAY_FAST else RAY_LINEAR / dev
+            growth = max(growth, RAY_GROWTH)
+        alpha = best * growth
     if best > 1.0:
         for i in range(d):
             s[i] = s[i] + best * g[i]

@@ -30,20 +30,46 @@ cannot be trusted.
 
 Escape from a weakly unstable point (the BBP regime, where the iteration grows
 by a factor ``1/delta`` per step from ``M = eps``) is accelerated by a search
-along the iteration direction: the step ``s + alpha G(s)`` is doubled while the
+along the iteration direction: the step ``s + alpha G(s)`` grows (by
+:data:`RAY_GROWTH` per stretch, up to :data:`RAY_FAST` while the residual
+along the ray stays within :data:`RAY_LINEAR` of its linear model) while the
 projected residual stays positive and the residual keeps its direction
 (cosine > :data:`RAY_COS`), i.e. while the orbit is straight and no fixed
-point has been crossed; the iterate moves to the last such point.
+point has been crossed; the iterate moves to the last such point, refined by
+:data:`RAY_BISECT` bisections of the bracket where a sample failed.
+
+A Newton run whose first step goes against the iteration direction
+(``dx . G(s) <= 0``: towards the unstable point an orbit escapes from) is
+abandoned at once, since its limit could not pass check 3.
 """
 
 from __future__ import annotations
 
 from .._codegen import njit
 from . import _newton_kernels as _kernels
-from ._newton_kernels import NEWTON_STEPS, RAY_COS, RAY_GROWTH, RAY_SAMPLES, SEGMENT
+from ._newton_kernels import (
+    NEWTON_STEPS,
+    RAY_BISECT,
+    RAY_COS,
+    RAY_FAST,
+    RAY_GROWTH,
+    RAY_LINEAR,
+    RAY_SAMPLES,
+    SEGMENT,
+)
 
-__all__ = ["newton_driver", "STATUS", "SEGMENT", "RAY_COS", "RAY_GROWTH", "RAY_SAMPLES",
-           "NEWTON_STEPS"]
+__all__ = [
+    "newton_driver",
+    "STATUS",
+    "SEGMENT",
+    "RAY_COS",
+    "RAY_GROWTH",
+    "RAY_SAMPLES",
+    "RAY_FAST",
+    "RAY_LINEAR",
+    "RAY_BISECT",
+    "NEWTON_STEPS",
+]
 
 STATUS = ("ok", "not_converged", "diverged")
 
