@@ -64,3 +64,18 @@ def test_torch_epoch_trains_the_same_network_as_the_engine(fa):
     # power: one step of a different learning rate is visible far above the band
     loss2, _ = fa._torch_epoch(D, hidden, 0.051, 32, 3)
     assert abs(loss2 - loss) > 1e-6 * loss
+
+
+def test_numpy_epoch_trains_the_same_network_as_the_engine(fa):
+    """The bench's plain-numpy baseline is the engine's epoch written out (same band)."""
+    from meanfield.sims.engines.learning.mlp import digits, train_mlp
+
+    D = digits()
+    hidden = (32, 16)
+    ours = train_mlp(
+        D["Xtr"], D["ytr"], D["Xte"], D["yte"], hidden=hidden, rule="bp",
+        optimizer="sgd", lr=0.05, epochs=1, batch=32, seed=3,
+    )  # fmt: skip
+    loss, acc = fa._numpy_epoch(D, hidden, 0.05, 32, 3)
+    assert abs(loss - ours["train_loss"][0]) <= 1e-12 * ours["train_loss"][0]
+    assert acc == ours["test_acc"][0]
