@@ -31,7 +31,7 @@ import importlib.util
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -230,9 +230,26 @@ def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
     return _quadrature_helper(name, free, (node,), src, order, helpers, key)
 
 
+_CANON: dict[tuple, ScalarFunction] = {}
+
+
 def _quadrature_helper(name, free, outputs, src, order, helpers, key) -> ScalarFunction:
     """Finish, cache and return a generated helper that loops over the
-    ``order``-node Gauss-Hermite rule (``_Z``, ``_W`` in its namespace)."""
+    ``order``-node Gauss-Hermite rule (``_Z``, ``_W`` in its namespace).
+
+    Helpers whose source is the same but for their name are one function:
+    the expectations of the modes of a tensor that share a prior differ only
+    in which symbols fill the arguments (``a0, a1, ...`` are the free symbols
+    in name order), so the second and later ones reuse the first's code,
+    called with their own arguments (one numba compilation instead of one per
+    mode: order 8 has 8 copies of each).
+    """
+    canon = ("\n".join(src).replace(f"def {name}(", "def _helper_(", 1), order)
+    prev = _CANON.get(canon)
+    if prev is not None:
+        fn = replace(prev, inputs=tuple(free), outputs=tuple(outputs))
+        _CACHE[key] = fn
+        return fn
     z, w = _quadrature.gauss_hermite(order)
     fn = ScalarFunction(
         name=name,
@@ -245,6 +262,7 @@ def _quadrature_helper(name, free, outputs, src, order, helpers, key) -> ScalarF
     )
     _finish(fn)
     _CACHE[key] = fn
+    _CANON[canon] = fn
     return fn
 
 
