@@ -238,9 +238,10 @@ def test_digest_finite_size_monte_carlo():
 # -- mutation checks -----------------------------------------------------------------------
 
 
-def _mutated(monkeypatch, old: str, new: str):
-    assert old in st.BODY_SOURCE
-    monkeypatch.setattr(st, "BODY_SOURCE", st.BODY_SOURCE.replace(old, new))
+def _mutated(monkeypatch, old: str, new: str, name: str = "BODY_SOURCE"):
+    src = getattr(st, name)
+    assert old in src
+    monkeypatch.setattr(st, name, src.replace(old, new))
 
 
 def test_mutation_missing_phi_prime_is_detected(monkeypatch):
@@ -249,9 +250,22 @@ def test_mutation_missing_phi_prime_is_detected(monkeypatch):
         check_engine_field("tanh")
 
 
-def test_mutation_wrong_sign_of_d2_is_detected(monkeypatch):
-    _mutated(monkeypatch, "W2[c, k] = w - step * D2[c, k] * acc",
-             "W2[c, k] = w + step * D2[c, k] * acc")
+@pytest.mark.parametrize("name,old,new,phi", [
+    ("BODY_SOURCE", "W2[c, k] = w - step * D2[c, k] * acc",
+     "W2[c, k] = w + step * D2[c, k] * acc", "tanh"),
+    ("LIN_SOURCE", "wn = w - step * D2[c, k] * g * T[c, k]",
+     "wn = w + step * D2[c, k] * g * T[c, k]", "lin"),
+])
+def test_mutation_wrong_sign_of_d2_is_detected(monkeypatch, name, old, new, phi):
+    """Both bodies: the general one (tanh) and the linear rank-one epoch (lin)."""
+    _mutated(monkeypatch, old, new, name)
+    with pytest.raises(AssertionError):
+        check_engine_field(phi)
+
+
+def test_mutation_linear_body_d1_is_detected(monkeypatch):
+    _mutated(monkeypatch, "vn = -step * V[c, n] * D1[c, n]", "vn = -step * V[c, n]",
+             "LIN_SOURCE")
     with pytest.raises(AssertionError):
         check_engine_field("lin")
 

@@ -48,6 +48,7 @@ __all__ = [
     "reference_train",
     "simulate_curl_descent",
     "BODY_SOURCE",
+    "LIN_SOURCE",
     "activation",
 ]
 
@@ -58,6 +59,9 @@ TRACK_MAX_BATCH = 16
 #: Bytes of ``W1`` per piece of work (a piece stays in a core's L2 cache between the
 #: forward product, the body and the update).
 CHUNK_BYTES = 768 * 1024
+#: Linear networks on the CPU take the rank-one epoch (:data:`LIN_SOURCE`); off: the general
+#: two-product path (the benchmark reports both).
+LINEAR_RANK_ONE = True
 _KERNELS: dict = {}
 #: In the bodies' namespace: compiled in memory, never through the generated-code disk cache
 #: (the bodies are hand-written, and tests compile mutated variants of them).
@@ -161,6 +165,108 @@ def cfg_norm(c, S, G, SQ, N1):
 '''
 
 
+#: The linear network's epoch for one configuration (one body for both targets). For
+#: ``phi = lin`` the output is ``u . x`` with ``u = W1^T w2`` (kept in ``U``), and both updates
+#: are rank one in the minibatch: with ``r = sum_b e_b x_b``, ``DeltaW2 = -(lr/P) D2 W1 r`` and
+#: ``DeltaW1 = w2 v^T``, ``v = -(lr/P) D1 r``. A step therefore costs ``~6 K N`` flops (two
+#: passes over ``W1``) instead of ``4 K N B`` for the two rank-``B`` products -- the same
+#: update, re-associated. ``|S + DeltaW1/g|^2`` and the new ``u`` follow from ``u``, ``v`` and
+#: the second pass; ``fold`` recomputes both exactly once per epoch. Scratch rows ``T (C, K)``,
+#: ``V``, ``UA (C, N)``. ``prm = (lr/P, normalise, ...)``.
+LIN_SOURCE = '''
+def cfg_epoch_lin(c, S, W2, D1, D2, Y, G, SQ, N1, N2, U, XB, IDX, T, V, UA, prm):
+    M = XB.shape[0]
+    B = XB.shape[1]
+    N = XB.shape[2]
+    K = S.shape[1]
+    step = prm[0]
+    for m in range(M):
+        g = G[c]
+        for n in range(N):
+            V[c, n] = 0.0
+        for b in range(B):
+            acc = 0.0
+            for n in range(N):
+                acc += U[c, n] * XB[m, b, n]
+            e = acc - Y[c, IDX[m, b]]
+            for n in range(N):
+                V[c, n] += e * XB[m, b, n]
+        for k in range(K):
+            acc = 0.0
+            for n in range(N):
+                acc += S[c, k, n] * V[c, n]
+            T[c, k] = acc
+        vv = 0.0
+        vu = 0.0
+        for n in range(N):
+            vn = -step * V[c, n] * D1[c, n]
+            V[c, n] = vn
+            vv += vn * vn
+            vu += vn * U[c, n]
+        w2sq = 0.0
+        n2 = 0.0
+        for k in range(K):
+            w = W2[c, k]
+            w2sq += w * w
+            wn = w - step * D2[c, k] * g * T[c, k]
+            T[c, k] = w / g
+            W2[c, k] = wn
+            n2 += wn * wn
+        gn = g
+        if prm[1] > 0.5:
+            f = N2[c] / math.sqrt(n2)
+            for k in range(K):
+                W2[c, k] *= f
+            sq = SQ[c] + (2.0 * vu + w2sq * vv) / (g * g)
+            SQ[c] = sq
+            gn = N1[c] / math.sqrt(sq)
+            G[c] = gn
+        for n in range(N):
+            UA[c, n] = 0.0
+        for k in range(K):
+            a = T[c, k]
+            wk = W2[c, k]
+            for n in range(N):
+                sv = S[c, k, n] + a * V[c, n]
+                S[c, k, n] = sv
+                UA[c, n] += wk * sv
+        for n in range(N):
+            U[c, n] = gn * UA[c, n]
+'''
+
+
+def _lin_body():
+    from meanfield import _codegen
+    from meanfield._codegen import ScalarFunction
+
+    fn = ScalarFunction(name="cfg_epoch_lin", inputs=(), outputs=(), source=LIN_SOURCE,
+                        namespace={"math": math, "_in_memory": _IN_MEMORY},
+                        key=f"cfg_epoch_lin_{zlib.crc32(LIN_SOURCE.encode()):08x}")
+    _codegen._finish(fn)
+    return fn
+
+
+def _cpu_lin_epoch():
+    """CPU kernel: the linear epoch (:data:`LIN_SOURCE`) for configurations ``[c0, c1)``,
+    configuration-major (one network's ``W1`` stays in cache for all its steps)."""
+    key = ("cpu_lin", zlib.crc32(LIN_SOURCE.encode()))
+    if key not in _KERNELS:
+        import numba
+
+        # the shared source, compiled with reassociation allowed so that the inner
+        # reductions over N vectorise (sums in another order: round-off only)
+        body = numba.njit(nogil=True, cache=False, error_model="numpy",
+                          fastmath={"reassoc", "contract"})(_lin_body().pyfunc)
+
+        @numba.njit(nogil=True, cache=False)
+        def run(S, W2, D1, D2, Y, G, SQ, N1, N2, U, XB, IDX, T, V, UA, prm, c0, c1):
+            for c in range(c0, c1):
+                body(c, S, W2, D1, D2, Y, G, SQ, N1, N2, U, XB, IDX, T, V, UA, prm)
+
+        _KERNELS[key] = run
+    return _KERNELS[key]
+
+
 def _body(phi: str):
     from meanfield import _codegen
     from meanfield._codegen import ScalarFunction
@@ -187,9 +293,30 @@ def _norm_body():
     return fn
 
 
+def _blas_dgemm():
+    """``dgemm`` from scipy's Cython BLAS as a ctypes function numba can call (no GIL, no
+    Python overhead per product); all 13 arguments are pointers (Fortran convention)."""
+    if "dgemm" not in _KERNELS:
+        import ctypes
+
+        from numba.extending import get_cython_function_address
+
+        addr = get_cython_function_address("scipy.linalg.cython_blas", "dgemm")
+        _KERNELS["dgemm"] = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))(addr)
+    return _KERNELS["dgemm"]
+
+
 def _cpu_steps(phi: str):
     """CPU kernels over a range of configurations ``[c0, c1)``, releasing the GIL (threads
-    run disjoint groups of configurations, each with single-threaded BLAS)."""
+    run disjoint pieces of configurations, each with single-threaded BLAS).
+
+    ``run_epoch`` runs every minibatch step of one epoch on one piece (configurations
+    ``c0..c1-1`` sharing ``D1 = dg``): per step the two products as row-major ``dgemm`` calls
+    on the stacked ``(C K, N)`` weights (``A1 = S [x_b | x_b D1]^T``; ``S += DS (x_b D1)``),
+    the shared body for each configuration, and the exact norm when it is not tracked. One
+    Python call per piece and epoch: the products of a piece stay in cache and nothing
+    returns to the interpreter between steps.
+    """
     key = ("cpu", phi, zlib.crc32(BODY_SOURCE.encode()))
     if key not in _KERNELS:
         import numba
@@ -198,6 +325,8 @@ def _cpu_steps(phi: str):
 
         body = _codegen.njit(_body(phi))
         nbody = _codegen.njit(_norm_body())
+        dgemm = _blas_dgemm()
+        ch = np.array([ord("N"), ord("T")], dtype=np.uint8)
 
         @numba.njit(nogil=True, cache=False)
         def run(A1, DS, E, W2, D2, Y, idx, G, SQ, N1, N2, XX, prm, c0, c1):
@@ -209,7 +338,45 @@ def _cpu_steps(phi: str):
             for c in range(c0, c1):
                 nbody(c, S, G, SQ, N1)
 
-        _KERNELS[key] = (run, norm)
+        @numba.njit(nogil=True, cache=False)
+        def run_epoch(S, A1, DS, E, W2, D2, Y, G, SQ, N1, N2, XB, XX, IDX, dg, prm, c0, c1):
+            m_steps, b, n = XB.shape
+            k = S.shape[1]
+            b2 = A1.shape[2]
+            track = prm[3] > 0.5
+            exact = prm[1] > 0.5 and not track
+            z = np.empty((2 * b, n))  # rows 0..B-1: x_b; rows B..2B-1: x_b D1
+            zd = z[b:]
+            ints = np.empty(6, np.int32)
+            ints[1] = (c1 - c0) * k  # rows of the stacked piece
+            ints[3] = n
+            flts = np.array([1.0, 0.0])
+            s0, a0, d0 = S[c0:].ctypes, A1[c0:].ctypes, DS[c0:].ctypes
+            for m in range(m_steps):
+                for i in range(b):
+                    for j in range(n):
+                        v = XB[m, i, j]
+                        z[i, j] = v
+                        z[b + i, j] = v * dg[j]
+                # A1^T (b2 x R, Fortran) = z^T(T) @ S^T : A1 = S z[:b2]^T
+                ints[0], ints[2], ints[4] = b2, n, b2
+                dgemm(ch[1:].ctypes, ch[0:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
+                      ints[2:].ctypes, flts[0:].ctypes, z.ctypes, ints[3:].ctypes, s0,
+                      ints[3:].ctypes, flts[1:].ctypes, a0, ints[4:].ctypes)
+                idx = IDX[m]
+                xx = XX[m]
+                for c in range(c0, c1):
+                    body(c, A1, DS, E, W2, D2, Y, idx, G, SQ, N1, N2, xx, prm)
+                # S^T (n x R, Fortran) += zd^T (n x b) @ DS^T (b x R): S += DS zd
+                ints[0], ints[2], ints[4] = n, b, b
+                dgemm(ch[0:].ctypes, ch[0:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
+                      ints[2:].ctypes, flts[0:].ctypes, zd.ctypes, ints[3:].ctypes, d0,
+                      ints[4:].ctypes, flts[0:].ctypes, s0, ints[3:].ctypes)
+                if exact:
+                    for c in range(c0, c1):
+                        nbody(c, S, G, SQ, N1)
+
+        _KERNELS[key] = (run, norm, run_epoch)
     return _KERNELS[key]
 
 
@@ -587,6 +754,12 @@ class _State:
         self.E = np.empty((c, self.bsz))
         self.prm = np.array([0.0, float(self.normalize), float(self.phi == "lin"),
                              float(self.track)])
+        self.linear = self.phi == "lin" and self.backend == "cpu" and LINEAR_RANK_ONE
+        if self.linear:
+            self.U = np.einsum("ckn,ck->cn", self.S, self.W2)
+            self.T = np.empty((c, k))
+            self.V = np.empty((c, n))
+            self.UA = np.empty((c, n))
         self._chunk()
         if self.backend == "cuda":
             self._to_device()
@@ -634,11 +807,9 @@ class _State:
                 self.step(x, idx, step)
             return
         self.prm[0] = step
-        mbs = []
-        for idx in batches:
-            xb = np.ascontiguousarray(x[idx])
-            mbs.append((xb, xb @ xb.T, np.ascontiguousarray(idx, dtype=np.int64)))
-        self._mbs = mbs
+        idx = np.ascontiguousarray(np.stack(batches), dtype=np.int64)  # (M, B)
+        xb = np.ascontiguousarray(x[idx])  # (M, B, N)
+        self._mbs = (xb, np.matmul(xb, xb.transpose(0, 2, 1)), idx)
         if self.pool is None or len(self.chunks) == 1:
             for ch in self.chunks:
                 self._run_epoch(ch)
@@ -646,9 +817,17 @@ class _State:
             list(self.pool.map(self._run_epoch, self.chunks))
 
     def _run_epoch(self, groups):
-        for piece in groups:
-            for xb, xx, idx in self._mbs:
-                self._run_piece(piece, xb, xx, idx)
+        xb, xx, idx = self._mbs
+        if self.linear:
+            run = _cpu_lin_epoch()
+            for g0, g1, _ in groups:
+                run(self.S, self.W2, self.D1, self.D2, self.Y, self.G, self.SQ, self.N1,
+                    self.N2, self.U, xb, idx, self.T, self.V, self.UA, self.prm, g0, g1)
+            return
+        run_epoch = _cpu_steps(self.phi)[2]
+        for g0, g1, dg in groups:
+            run_epoch(self.S, self.A1, self.DS, self.E, self.W2, self.D2, self.Y, self.G,
+                      self.SQ, self.N1, self.N2, xb, xx, idx, dg, self.prm, g0, g1)
 
     def step(self, x, idx, step):
         xb = np.ascontiguousarray(x[idx])
@@ -674,7 +853,7 @@ class _State:
 
         b = self.bsz
         n = self.S.shape[2]
-        run, norm = _cpu_steps(self.phi)
+        run, norm = _cpu_steps(self.phi)[:2]
         for g0, g1, dg in (piece,):
             s = self.S[g0:g1].reshape(-1, n)
             a = self.A1[g0:g1].reshape(-1, self.A1.shape[2])
@@ -718,6 +897,8 @@ class _State:
         self.S *= self.G[:, None, None]
         self.G[:] = 1.0
         self.SQ = np.einsum("ckn,ckn->c", self.S, self.S)
+        if self.linear:
+            self.U = np.einsum("ckn,ck->cn", self.S, self.W2)
         self._sync_dev()
 
     def finite(self) -> bool:
@@ -736,6 +917,8 @@ class _State:
         self.W2 = np.ascontiguousarray(w2[self.order])
         self.G = np.ones(self.S.shape[0])
         self.SQ = np.einsum("ckn,ckn->c", self.S, self.S)
+        if self.linear:
+            self.U = np.einsum("ckn,ck->cn", self.S, self.W2)
         if self.backend == "cuda":
             self._to_device()
 
