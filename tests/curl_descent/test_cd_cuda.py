@@ -1,9 +1,10 @@
 """The curl-descent engine's CUDA path: CPU parity under the CUDA simulator, and real PTX.
 
-The CUDA kernels run the same per-configuration body (``BODY_SOURCE``, compiled with
-``numba.cuda.jit(device=True)``) as the CPU path; only the two products differ (a
-grid-stride loop instead of BLAS, sums associated differently): a few epochs agree to
-1e-12 absolute. Every kernel compiles to PTX for compute capability 9.0 without a GPU
+The CUDA kernels run the same per-configuration bodies (``BODY_SOURCE``, and
+``LIN_SOURCE`` for linear networks, compiled with ``numba.cuda.jit(device=True)``) as the
+CPU path; only the two products differ (a grid-stride loop instead of BLAS, sums associated
+differently; the CPU's linear body reassociates its sums): a few epochs agree to 1e-12
+absolute. Every kernel compiles to PTX for compute capability 9.0 without a GPU
 (design.md; patched ``get_current_device``).
 """
 
@@ -22,10 +23,11 @@ import pytest
 
 pytestmark = pytest.mark.cudasim
 HERE = Path(__file__).parent
-#: name -> (phi, batch size, normalise); track (B <= 16) and exact-norm (B > 16) paths
-#: (tanh's body differs only in the generated activation, compiled to PTX below)
+#: name -> (phi, batch size, normalise): the linear rank-one epoch (``LIN_SOURCE``), and the
+#: general body's tracked-norm (B <= 16) and exact-norm (B > 16) paths
 CASES = {
-    "lin_track": ("lin", 2, True),
+    "lin_rank_one": ("lin", 2, True),
+    "tanh_track": ("tanh", 2, True),
     "relu_exact_norm": ("relu", 18, True),
 }
 
@@ -83,3 +85,17 @@ def test_kernels_compile_to_ptx(phi):
         with mock.patch.object(dispatcher, "get_current_device", lambda: _Hopper()):
             ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=(9, 0))
         assert ".entry" in ptx and "sm_90" in ptx
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+                    reason="PTX needs the real CUDA target, not the simulator")
+def test_linear_epoch_kernel_compiles_to_ptx():
+    import numba.cuda.dispatcher as dispatcher
+    from meanfield.sims.engines.learning import student_teacher as st
+    from numba import cuda, float64, int64
+
+    f1, f2, f3 = float64[::1], float64[:, ::1], float64[:, :, ::1]
+    sig = (f3, f2, f2, f2, f2, f1, f1, f1, f1, f2, f3, int64[:, ::1], f2, f2, f2, f1)
+    with mock.patch.object(dispatcher, "get_current_device", lambda: _Hopper()):
+        ptx, _ = cuda.compile_ptx(st.cuda_lin_kernel().py_func, sig, cc=(9, 0))
+    assert ".entry" in ptx and "sm_90" in ptx
