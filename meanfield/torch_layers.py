@@ -20,6 +20,10 @@ as in the authors' code):
 (``r >= min(in, out)``) the layer then equals backprop (tested against autograd).
 The rank is ``min(r, in_features, out_features)`` (digest pitfall 7).
 
+:func:`convert` swaps every ``nn.Linear`` and ``nn.Conv2d`` of an existing model (a CNN,
+the feed-forward blocks of a transformer) for these layers, keeping the weights, as the
+authors' ``replace_linear`` does (digest §1.1).
+
 Importing this module needs torch: ``pip install "meanfield[torch]"``.
 """
 
@@ -34,7 +38,7 @@ except ImportError as exc:  # pragma: no cover (the core install has no torch)
         'meanfield.torch_layers needs the torch extra: pip install "meanfield[torch]"'
     ) from exc
 
-__all__ = ["LDFALinear", "LDFAConv2d", "RULES"]
+__all__ = ["LDFALinear", "LDFAConv2d", "RULES", "convert"]
 
 RULES = ("normative", "local", "fixed")
 
@@ -228,3 +232,67 @@ class LDFAConv2d(nn.Conv2d, _FeedbackMixin):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", r={self.rank}, rule={self.rule}"
+
+
+def _convertible_conv(m) -> bool:
+    return (
+        type(m) is nn.Conv2d
+        and m.groups == 1
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+    )
+
+
+def convert(
+    module: nn.Module,
+    *,
+    r: int = 16,
+    rule: str = "normative",
+    init: str = "svd",
+) -> nn.Module:
+    """Replace, in place, every ``nn.Linear`` and ``nn.Conv2d`` inside ``module`` by
+    :class:`LDFALinear` / :class:`LDFAConv2d` with the same weights, bias, device and dtype.
+
+    Only exact ``nn.Linear`` / ``nn.Conv2d`` instances are replaced: subclasses (such as
+    ``nn.MultiheadAttention``'s ``out_proj``, whose weight the attention reads directly),
+    grouped convolutions and non-zero padding modes keep their exact backward pass, as do
+    normalisation, pooling, attention and the nonlinearities (digest §1.1). ``init='svd'``
+    sets each layer's feedback to the truncated SVD of its copied weight (at full rank the
+    converted model then has backprop's gradients); ``'random'`` keeps random feedback.
+    Returns ``module`` (a bare ``nn.Linear`` / ``nn.Conv2d`` is returned converted).
+    """
+    _check_rule(rule)
+    if init not in ("svd", "random"):
+        from ._params import ParamError
+
+        raise ParamError("init", "one of svd, random", init)
+
+    def swap(m):
+        like = {"device": m.weight.device, "dtype": m.weight.dtype}
+        if type(m) is nn.Linear:
+            new = LDFALinear(
+                m.in_features, m.out_features, m.bias is not None,
+                r=r, rule=rule, init="random", **like,
+            )  # fmt: skip
+        else:
+            new = LDFAConv2d(
+                m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                m.dilation, m.bias is not None, r=r, rule=rule, init="random", **like,
+            )  # fmt: skip
+        with torch.no_grad():
+            new.weight.copy_(m.weight)
+            if m.bias is not None:
+                new.bias.copy_(m.bias)
+        new.train(m.training)
+        if init == "svd":
+            new.reset_feedback_svd()
+        return new
+
+    if type(module) is nn.Linear or _convertible_conv(module):
+        return swap(module)
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Linear or _convertible_conv(child):
+            setattr(module, name, swap(child))
+        else:
+            convert(child, r=r, rule=rule, init=init)
+    return module
