@@ -118,6 +118,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
     probe_from = None
     i = 0
     path0 = None
+    bottom_value = np.nan
     while i < nx:
         m = models[i]
         tracked = None
@@ -134,6 +135,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
             vals, st, seeds, path0 = col
             for k, v in vals.items():
                 out[k][i] = np.nan if v is None else v
+            bottom_value = out["algorithmic"][i]
             status[i] = st
             hist = {}
             if st == "first_order" and {"dynamic", "information"} <= set(seeds):
@@ -146,6 +148,10 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
         else:
             for k, z in tracked.items():
                 if z is None:
+                    # no algorithmic fold: the window still reaches the bottom of
+                    # the range, so the threshold is the last full column's (0: no
+                    # easy region from the random start)
+                    out[k][i] = bottom_value
                     continue
                 out[k][i] = float(path0.v_of(z[-1]))
                 hist[k] = (hist[k] + [z])[-2:]
