@@ -72,12 +72,13 @@ class _LinearFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, Pt, Qt = ctx.saved_tensors
+        need = ctx.needs_input_grad  # (x, weight, bias, P_t, Q_t, rule)
         go = grad_out.reshape(-1, grad_out.shape[-1])
-        grad_w = go.T @ x.reshape(-1, x.shape[-1])
-        grad_b = go.sum(0) if ctx.has_bias else None
-        grad_in = (grad_out @ Pt) @ Qt
-        gP, gQ = _fb_grads(ctx.rule, weight, grad_w, Pt, Qt)
-        return grad_in, grad_w, grad_b, gP, gQ, None
+        grad_w = go.T @ x.reshape(-1, x.shape[-1])  # the local rule needs it even if W is frozen
+        grad_b = go.sum(0) if ctx.has_bias and need[2] else None
+        grad_in = (grad_out @ Pt) @ Qt if need[0] else None  # the first layer skips it
+        gP, gQ = _fb_grads(ctx.rule, weight, grad_w, Pt, Qt) if need[3] else (None, None)
+        return grad_in, grad_w if need[1] else None, grad_b, gP, gQ, None
 
 
 class _FeedbackMixin:
@@ -148,21 +149,26 @@ class _Conv2dFn(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, weight, Pt, Qt = ctx.saved_tensors
         rule, stride, padding, dilation = ctx.conf
+        need = ctx.needs_input_grad  # (x, weight, bias, P_t, Q_t, ...)
         grad_w = torch.nn.grad.conv2d_weight(x, weight.shape, grad_out, stride, padding, dilation)
-        grad_b = grad_out.sum((0, 2, 3)) if ctx.has_bias else None
-        # error compressed to r channels by the 1x1 P_t, expanded by the k x k Q_t
-        g_r = torch.einsum("nohw,or->nrhw", grad_out, Pt)
-        grad_in = torch.nn.grad.conv2d_input(x.shape, Qt, g_r, stride, padding, dilation)
-        out_c = weight.shape[0]
-        gP, gQ = _fb_grads(
-            rule,
-            weight.reshape(out_c, -1),
-            grad_w.reshape(out_c, -1),
-            Pt,
-            Qt.reshape(Qt.shape[0], -1),
-        )
-        if gQ is not None:
-            gQ = gQ.reshape(Qt.shape)
+        grad_b = grad_out.sum((0, 2, 3)) if ctx.has_bias and need[2] else None
+        grad_in = None
+        if need[0]:  # error compressed to r channels by the 1x1 P_t, expanded by the k x k Q_t
+            g_r = torch.einsum("nohw,or->nrhw", grad_out, Pt)
+            grad_in = torch.nn.grad.conv2d_input(x.shape, Qt, g_r, stride, padding, dilation)
+        gP = gQ = None
+        if need[3]:
+            out_c = weight.shape[0]
+            gP, gQ = _fb_grads(
+                rule,
+                weight.reshape(out_c, -1),
+                grad_w.reshape(out_c, -1),
+                Pt,
+                Qt.reshape(Qt.shape[0], -1),
+            )
+            if gQ is not None:
+                gQ = gQ.reshape(Qt.shape)
+        grad_w = grad_w if need[1] else None
         return grad_in, grad_w, grad_b, gP, gQ, None, None, None, None
 
 

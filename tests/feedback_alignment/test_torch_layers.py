@@ -387,3 +387,20 @@ def test_convert_arguments():
         tl.convert(torch.nn.Linear(4, 3), rule="bp")
     with pytest.raises(ParamError, match="^init must be"):
         tl.convert(torch.nn.Linear(4, 3), init="zeros")
+
+
+@pytest.mark.parametrize("layer_kind", ["linear", "conv"])
+def test_only_the_needed_gradients_are_returned(layer_kind):
+    """An input without grad (a first layer) gets no delivered error; a frozen weight no
+    gradient; P_t, Q_t of the local rule still get theirs (they need ``dL/dW``)."""
+    torch.manual_seed(6)
+    if layer_kind == "linear":
+        layer, x = tl.LDFALinear(6, 4, r=2, rule="local").double(), torch.randn(3, 6)
+    else:
+        layer, x = tl.LDFAConv2d(2, 3, 3, r=2, rule="local").double(), torch.randn(1, 2, 5, 5)
+    layer.weight.requires_grad_(False)
+    x = x.double()  # requires_grad False
+    layer(x).sum().backward()
+    assert layer.weight.grad is None and layer.bias.grad is not None
+    assert layer.P_t.grad is not None and layer.Q_t.grad is not None
+    assert float(layer.P_t.grad.abs().max()) > 0 and x.grad is None
