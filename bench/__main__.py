@@ -11,7 +11,7 @@ import time
 
 from ._timing import table
 
-SUITES = ("se", "phase", "amp", "network", "fa", "curl")
+SUITES = ("se", "phase", "phase_curves", "amp", "network", "fa", "curl")
 
 
 def _suite(name: str):
@@ -23,6 +23,10 @@ def _suite(name: str):
         from . import phase
 
         return phase.run
+    if name == "phase_curves":
+        from . import phase_curves
+
+        return phase_curves.run
     if name == "amp":
         from . import amp
 
