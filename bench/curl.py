@@ -7,10 +7,11 @@ random-matrix boundary on a 500 x 500 grid.
   once (:func:`meanfield.sims.engines.learning.student_teacher.train`); the baseline is the
   published approach, one network at a time with numpy
   (:func:`~meanfield.sims.engines.learning.student_teacher.reference_train`), timed in the
-  same run on the same shapes (mean per epoch). Setup and error recording are differenced
-  out (``t(1 + E epochs) - t(1 epoch)``). Reported: seconds per configuration-epoch (ratio =
-  the speed-up), the useful FLOP rate ``4 K N P`` per configuration-epoch (what the
-  two-product update costs) against the machine's dgemm rate measured in the same process,
+  same run on the same shapes (mean per epoch), interleaved with the engine shape by
+  shape. Setup and error recording are differenced out (``t(1 + E epochs) - t(1 epoch)``).
+  Reported: seconds per configuration-epoch (ratio = the speed-up), the useful FLOP rate
+  ``4 K N P`` per configuration-epoch (what the two-product update costs) against the
+  machine's dgemm rate on the engine's threads (and on all cores) in the same process,
   and the FLOPs actually executed: linear networks take the rank-one epoch
   (``student_teacher.LIN_SOURCE``, ~``(6 K N + 4 B N) P / B``), and the general
   two-product path (tanh, relu) is timed too.
@@ -40,21 +41,49 @@ def sweep_shapes(total: int = 219, points: int = 20) -> list[tuple[int, int]]:
     return out
 
 
-def _dgemm_gflops() -> float:
+def _dgemm_gflops(threads: int | None = None) -> float:
+    """numpy's dgemm rate (1500^3), with BLAS limited to ``threads`` if given."""
+    from contextlib import nullcontext
+
+    from meanfield.sims.engines.learning import student_teacher as st
+
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((1500, 1500)), rng.standard_normal((1500, 1500))
-    t = race({"g": lambda: a @ b}, warmup=1, repeats=3, budget_s=2.0)["g"]
+    lim = (st._blas_controller().limit(limits=threads, user_api="blas") if threads
+           else nullcontext())
+    with lim:
+        t = race({"g": lambda: a @ b}, warmup=1, repeats=3, budget_s=2.0)["g"]
     return 2 * 1500**3 / t / 1e9
 
 
-def _engine_time(st, b, epochs: int) -> float:
-    """Seconds for ``epochs`` epochs of the whole batch, setup and recording differenced out."""
-    st.train(b, epochs=1, record=2)  # compile, caches
-    t0 = time.perf_counter()
-    st.train(b, epochs=1, record=2)
-    t1 = time.perf_counter()
-    st.train(b, epochs=1 + epochs, record=2)  # the same 3 recorded epochs: differenced out
-    return max(time.perf_counter() - t1 - (t1 - t0), 1e-9)
+def _shape_times(st, b, epochs: int, bsz: int) -> dict[str, float]:
+    """Per-shape seconds, engine and baseline interleaved (:func:`race`, the same load):
+    ``lin``/``gen``: ``epochs`` epochs of the whole batch (linear rank-one / general path),
+    setup and error recording differenced out (best of ``1 + epochs`` minus best of 1 epoch);
+    ``base``/``base1``: one epoch of the plain loop (default / single-threaded BLAS)."""
+
+    def eng(e, linear):
+        def f():
+            st.LINEAR_RANK_ONE = linear
+            try:
+                st.train(b, epochs=e, record=2)
+            finally:
+                st.LINEAR_RANK_ONE = True
+        return f
+
+    def base():
+        st.reference_train(b.w1[0], b.w2[0], b.t1[0], b.t2[0], b.d1[0], b.d2[0], b.x,
+                           epochs=2, batch_size=bsz)
+
+    def base1():
+        with st._blas_controller().limit(limits=1, user_api="blas"):
+            base()
+
+    t = race({"l1": eng(1, True), "lE": eng(1 + epochs, True), "g1": eng(1, False),
+              "gE": eng(1 + epochs, False), "b": base, "b1": base1},
+             warmup=1, repeats=3, budget_s=1.0)
+    return {"lin": max(t["lE"] - t["l1"], 1e-9), "gen": max(t["gE"] - t["g1"], 1e-9),
+            "base": t["b"] / 2, "base1": t["b1"] / 2}
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -77,28 +106,22 @@ def run(quick: bool = False) -> list[Row]:
         ah = np.repeat(alphas, seeds.size)
         sd = np.tile(seeds, alphas.size)
         b = st.make_batch(n, k, ah, 0.0, sd, samples=p)
-        t_lin += _engine_time(st, b, epochs)
-        st.LINEAR_RANK_ONE = False
-        try:
-            t_gen += _engine_time(st, b, epochs)
-        finally:
-            st.LINEAR_RANK_ONE = True
+        t = _shape_times(st, b, epochs, bsz)
+        t_lin += t["lin"]
+        t_gen += t["gen"]
+        t_base += t["base"]
+        t_base1 += t["base1"]
         config_epochs += ah.size * epochs
         useful += ah.size * epochs * 4.0 * k * n * p
         executed_lin += ah.size * epochs * (p // bsz) * (6.0 * k * n + 4.0 * bsz * n)
-
-        # baseline on the same shape: the published approach, one network at a time
-        def base(b=b):
-            st.reference_train(b.w1[0], b.w2[0], b.t1[0], b.t2[0], b.d1[0], b.d2[0], b.x,
-                               epochs=2, batch_size=bsz)
-
-        t_base += race({"b": base}, warmup=1, repeats=3, budget_s=0.5)["b"] / 2
-        with st._blas_controller().limit(limits=1, user_api="blas"):  # the fairer baseline
-            t_base1 += race({"b": base}, warmup=1, repeats=3, budget_s=0.5)["b"] / 2
     ns = len(shapes)
     per_lin, per_gen = t_lin / config_epochs, t_gen / config_epochs
     tb, tb1 = t_base / ns, t_base1 / ns  # mean per epoch over the same shapes
-    gf = _dgemm_gflops()
+    import numba
+
+    nt = numba.get_num_threads()  # the engine's threads
+    gf_all = _dgemm_gflops()
+    gf = _dgemm_gflops(nt)
     r_lin, r_gen = useful / t_lin / 1e9, useful / t_gen / 1e9
     x_lin = executed_lin / t_lin / 1e9
     base_rate = useful / config_epochs / tb / 1e9
@@ -107,7 +130,8 @@ def run(quick: bool = False) -> list[Row]:
         f"Fig 3a sweep, {ns} shapes x 210 configs (per configuration-epoch)", per_lin,
         "plain numpy loop, one network at a time, same shapes (per epoch)", tb,
         notes=f"linear rank-one epoch: {r_lin:.1f} GFLOP/s useful (4KNP, the two-product "
-              f"update's count), {r_lin / gf:.0%} of dgemm {gf:.0f} GFLOP/s; executed "
+              f"update's count), {r_lin / gf:.0%} of dgemm on the engine's {nt} "
+              f"thread(s) ({gf:.0f} GFLOP/s; {gf_all:.0f} on all cores); executed "
               f"{x_lin:.1f} GFLOP/s (~(6KN + 4BN) P/B); baseline {base_rate:.1f} GFLOP/s, "
               f"{1 / tb:.0f} epochs/s; speed-up {tb / per_lin:.1f}x; full sweep "
               f"(1e5 epochs, this process's threads) ~{full / 3600:.1f} h",
