@@ -118,7 +118,6 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
     probe_from = None
     i = 0
     path0 = None
-    bottom_value = np.nan
     while i < nx:
         m = models[i]
         tracked = None
@@ -135,7 +134,6 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
             vals, st, seeds, path0 = col
             for k, v in vals.items():
                 out[k][i] = np.nan if v is None else v
-            bottom_value = out["algorithmic"][i]
             status[i] = st
             hist = {}
             if st == "first_order" and {"dynamic", "information"} <= set(seeds):
@@ -148,10 +146,11 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
         else:
             for k, z in tracked.items():
                 if z is None:
-                    # no algorithmic fold: the window still reaches the bottom of
-                    # the range, so the threshold is the last full column's (0: no
-                    # easy region from the random start)
-                    out[k][i] = bottom_value
+                    # no algorithmic fold: the window reaches the bottom of the
+                    # range; as in the full column, the threshold is 0 when the
+                    # uninformative point is stable all along (no easy region),
+                    # otherwise below the range (NaN)
+                    out[k][i] = _bottom_threshold(m, y, lo, hi, log)
                     continue
                 out[k][i] = float(path0.v_of(z[-1]))
                 hist[k] = (hist[k] + [z])[-2:]
@@ -183,6 +182,19 @@ def threshold_by_continuation_cont(m: Model, y: str, lo: float, hi: float, log: 
     if r.status == "ok" and r.value is not None:
         return float(r.value), "continuous"
     return np.nan, "none"
+
+
+def _bottom_threshold(m: Model, y: str, lo: float, hi: float, log: bool) -> float:
+    """The algorithmic threshold of a window that reaches ``lo``: 0 when the
+    uninformative point is a stable fixed point over the whole range (the
+    criterion of :func:`~meanfield.solvers.continuation_threshold.threshold_by_continuation`),
+    NaN (below the range) otherwise."""
+    from .threshold import _never_unstable
+
+    grid = np.geomspace(lo, hi, 64) if log else np.linspace(lo, hi, 64)
+    spec = m.params[y]
+    v, ok = _never_unstable(m, y, grid, spec.lo is not None and spec.lo >= 0)
+    return float(v) if ok and v is not None else np.nan
 
 
 def _bottom(m: Model, y: str, lo: float) -> bool:

@@ -28,3 +28,20 @@ def test_sparse_rademacher_columns_agree_with_threshold():
         assert t["value"] is not None
         # both are Newton-converged roots of the free-energy difference: 1e-8 relative
         assert abs(info - t["value"]) <= 1e-8 * t["value"], (rho, info, t["value"])
+
+
+def test_small_mean_columns_below_the_range_are_nan_like_threshold():
+    # Rademacher N(mu) at small mu: the algorithmic fold lies below the range's
+    # bottom (threshold() says out_of_range), at mu = 0 it is exactly 0
+    xs = np.array([0.0, 0.002, 0.004, 0.006])
+    ys = np.linspace(0.005, 0.5, 16)
+    base = {"order": 3, "prior": "rademacher"}
+    ds = meanfield.api.phase("tensor", base, x="mean", xs=xs, ys=ys)
+    for mu, alg in zip(xs, ds.algorithmic.values, strict=True):
+        t = meanfield.threshold("tensor", {**base, "mean": float(mu), "delta": 0.1},
+                                param="delta", kind="algorithmic", lo=0.005, hi=0.5)
+        if t["value"] is None:
+            assert t["status"] == "out_of_range" and np.isnan(alg), (mu, alg, t)
+        else:
+            assert alg == t["value"], (mu, alg, t)
+    assert ds.algorithmic.values[0] == 0.0 and np.isnan(ds.algorithmic.values[1:]).all()
