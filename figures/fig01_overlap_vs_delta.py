@@ -27,6 +27,8 @@ from ._io import new_figure
 from ._theory import se_curve
 
 NAME = "fig01_overlap_vs_delta"
+#: rough quick-mode cost (s, one core, cold): the demo starts the longest figures first
+QUICK_SECONDS = 30
 
 BASE = {"order": 2, "shape": "1,1"}
 PRIORS: dict[str, dict] = {

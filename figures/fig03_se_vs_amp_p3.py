@@ -34,6 +34,8 @@ from ._io import new_figure
 from ._theory import se_curve
 
 NAME = "fig03_se_vs_amp_p3"
+#: rough quick-mode cost (s, one core, cold): the demo starts the longest figures first
+QUICK_SECONDS = 20
 
 BASE = {"order": 3, "shape": "1,1,1", "prior": "gaussian", "mean": 0.2, "var": 1.0,
         "damping": 0.5}

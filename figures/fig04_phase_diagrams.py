@@ -25,7 +25,7 @@ from ._io import new_figure
 
 NAME = "fig04_phase_diagrams"
 #: rough quick-mode cost (s, one core): the demo starts the longest figures first
-QUICK_SECONDS = 75
+QUICK_SECONDS = 25
 
 PANELS = {
     "p3_mean": dict(base=dict(order=3), x="mean", xs=(0.0, 0.4), ys=(0.005, 1.0)),

@@ -47,7 +47,7 @@ from ._io import new_figure
 from ._theory import se_curve
 
 NAME = "fig05_amp_vs_als"
-QUICK_SECONDS = 75
+QUICK_SECONDS = 35
 
 BASE = {"order": 3, "prior": "gaussian", "mean": 0.5, "var": 1.0, "damping": 0.5}
 SHAPES = ("1,1,1", "2,1,0.5")

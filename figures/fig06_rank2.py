@@ -27,7 +27,7 @@ from ._io import new_figure
 from ._theory import se_curve
 
 NAME = "fig06_rank2"
-QUICK_SECONDS = 45
+QUICK_SECONDS = 20
 
 CASES: dict[str, dict] = {
     "rademacher": {"order": 2, "rank": 2, "prior": "rademacher", "init": "informed"},

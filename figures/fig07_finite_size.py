@@ -56,7 +56,7 @@ from ._io import new_figure
 
 NAME = "fig07_finite_size"
 IN_DEMO = True
-QUICK_SECONDS = 60
+QUICK_SECONDS = 45
 
 HARD = {"order": 3, "shape": "1,1,1", "prior": "gaussian", "mean": 0.2, "var": 1.0,
         "damping": 0.5}
