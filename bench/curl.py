@@ -8,7 +8,7 @@ random-matrix boundary on a 500 x 500 grid.
   published approach, one network at a time with numpy
   (:func:`~meanfield.sims.engines.learning.student_teacher.reference_train`), timed in the
   same run on the same shapes (mean per epoch), interleaved with the engine shape by
-  shape. Setup and error recording are differenced out (``t(1 + E epochs) - t(1 epoch)``).
+  shape. Setup and error recording are differenced out (``t(E epochs) - t(2 epochs)``).
   Reported: seconds per configuration-epoch (ratio = the speed-up), the useful FLOP rate
   ``4 K N P`` per configuration-epoch (what the two-product update costs) against the
   machine's dgemm rate on the engine's threads (and on all cores) in the same process,
@@ -58,15 +58,16 @@ def _dgemm_gflops(threads: int | None = None) -> float:
 
 def _shape_times(st, b, epochs: int, bsz: int) -> dict[str, float]:
     """Per-shape seconds, engine and baseline interleaved (:func:`race`, the same load):
-    ``lin``/``gen``: ``epochs`` epochs of the whole batch (linear rank-one / general path),
-    setup and error recording differenced out (best of ``1 + epochs`` minus best of 1 epoch);
+    ``lin``/``gen``: ``epochs - 1`` epochs of the whole batch (linear rank-one / general
+    path), setup and error recording differenced out (best of ``epochs`` minus best of 2
+    epochs: both record at epochs 0, 1 and the last, and stream ``q`` over one epoch);
     ``base``/``base1``: one epoch of the plain loop (default / single-threaded BLAS)."""
 
     def eng(e, linear):
         def f():
             st.LINEAR_RANK_ONE = linear
             try:
-                st.train(b, epochs=e, record=2)
+                st.train(b, epochs=e, record=2, tail=1)
             finally:
                 st.LINEAR_RANK_ONE = True
         return f
@@ -79,8 +80,8 @@ def _shape_times(st, b, epochs: int, bsz: int) -> dict[str, float]:
         with st._blas_controller().limit(limits=1, user_api="blas"):
             base()
 
-    t = race({"l1": eng(1, True), "lE": eng(1 + epochs, True), "g1": eng(1, False),
-              "gE": eng(1 + epochs, False), "b": base, "b1": base1},
+    t = race({"l1": eng(2, True), "lE": eng(epochs, True), "g1": eng(2, False),
+              "gE": eng(epochs, False), "b": base, "b1": base1},
              warmup=1, repeats=3, budget_s=1.0)
     return {"lin": max(t["lE"] - t["l1"], 1e-9), "gen": max(t["gE"] - t["g1"], 1e-9),
             "base": t["b"] / 2, "base1": t["b1"] / 2}
@@ -96,7 +97,7 @@ def run(quick: bool = False) -> list[Row]:
         shapes = shapes[::5]
     alphas = np.linspace(0, 1, 21)
     seeds = np.arange(10)
-    epochs = 2 if quick else 4
+    epochs = 3 if quick else 5  # epochs - 1 timed
     p, bsz = 250, 10
     t_lin = t_gen = 0.0
     t_base = t_base1 = 0.0
@@ -111,9 +112,9 @@ def run(quick: bool = False) -> list[Row]:
         t_gen += t["gen"]
         t_base += t["base"]
         t_base1 += t["base1"]
-        config_epochs += ah.size * epochs
-        useful += ah.size * epochs * 4.0 * k * n * p
-        executed_lin += ah.size * epochs * (p // bsz) * (6.0 * k * n + 4.0 * bsz * n)
+        config_epochs += ah.size * (epochs - 1)
+        useful += ah.size * (epochs - 1) * 4.0 * k * n * p
+        executed_lin += ah.size * (epochs - 1) * (p // bsz) * (6.0 * k * n + 4.0 * bsz * n)
     ns = len(shapes)
     per_lin, per_gen = t_lin / config_epochs, t_gen / config_epochs
     tb, tb1 = t_base / ns, t_base1 / ns  # mean per epoch over the same shapes

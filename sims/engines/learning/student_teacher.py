@@ -178,8 +178,8 @@ def cfg_norm(c, S, G, SQ, N1):
 #: ``DeltaW1 = w2 v^T``, ``v = -(lr/P) D1 r``. A step therefore costs ``~6 K N`` flops (two
 #: passes over ``W1``) instead of ``4 K N B`` for the two rank-``B`` products -- the same
 #: update, re-associated. ``|S + DeltaW1/g|^2`` and the new ``u`` follow from ``u``, ``v`` and
-#: the second pass; ``fold`` recomputes both exactly once per epoch. Scratch rows ``T (C, K)``,
-#: ``V``, ``UA (C, N)``. ``prm = (lr/P, normalise, ...)``.
+#: the second pass; the epoch's end folds ``g`` into ``S`` and recomputes both exactly.
+#: Scratch rows ``T (C, K)``, ``V``, ``UA (C, N)``. ``prm = (lr/P, normalise, ...)``.
 LIN_SOURCE = '''
 def cfg_epoch_lin(c, S, W2, D1, D2, Y, G, SQ, N1, N2, U, XB, IDX, T, V, UA, prm):
     M = XB.shape[0]
@@ -239,6 +239,22 @@ def cfg_epoch_lin(c, S, W2, D1, D2, Y, G, SQ, N1, N2, U, XB, IDX, T, V, UA, prm)
                 UA[c, n] += wk * sv
         for n in range(N):
             U[c, n] = gn * UA[c, n]
+    # end of the epoch, while W1 is in cache: fold the scale (S <- g S), exact |S|^2 and u
+    g = G[c]
+    sq = 0.0
+    for n in range(N):
+        UA[c, n] = 0.0
+    for k in range(K):
+        wk = W2[c, k]
+        for n in range(N):
+            sv = g * S[c, k, n]
+            S[c, k, n] = sv
+            sq += sv * sv
+            UA[c, n] += wk * sv
+    G[c] = 1.0
+    SQ[c] = sq
+    for n in range(N):
+        U[c, n] = UA[c, n]
 '''
 
 
@@ -943,7 +959,10 @@ class _State:
             norm[gr, tp](d["S"], d["G"], d["SQ"], d["N1"])
 
     def fold(self):
-        """Once per epoch: ``S <- g S`` and the exact ``|S|^2`` (no drift of the tracked norm)."""
+        """Once per epoch: ``S <- g S`` and the exact ``|S|^2`` (no drift of the tracked norm);
+        the linear epoch does this itself at its end (with the exact ``u``)."""
+        if self.linear:
+            return
         self._sync_host()
         self.S *= self.G[:, None, None]
         self.G[:] = 1.0
