@@ -30,7 +30,9 @@ diagonal off, and the scalar results -- Saxe's logistic for ``bp``, the
 conserved ``q b - a^2/2`` of fixed feedback, the tracking equation
 ``q' = kappa (Q^2 + P^2)(b - q)`` of normative feedback -- are derived in
 :func:`scalar_theory`. ``solve`` integrates the full matrix flow
-(:mod:`meanfield.solvers.flow`) from one seeded realisation and reports the
+(:mod:`meanfield.solvers.flow`; the stiff integrators get its Jacobian, derived by
+sympy as directional derivatives in Kronecker form, :func:`matrix_jacobian_numeric`)
+from one seeded realisation and reports the
 loss, the normalised mode strengths ``sigma_hat_a = [U^T W2 W1 V]_aa / s_a``
 and the spurious-solution diagnostics (``|P D|`` against ``|D|``, the
 Eckart--Young floor ``1/2 sum_{a>r} s_a^2``).
@@ -54,6 +56,8 @@ __all__ = [
     "ADAPTIVE",
     "matrix_rules",
     "matrix_rhs_numeric",
+    "matrix_jvp_rules",
+    "matrix_jacobian_numeric",
     "mode_rhs",
     "scalar_theory",
     "realization",
@@ -213,6 +217,151 @@ def matrix_rhs_numeric(
         out["Q"] = kappa * (out["Q"] - dec * Q)
         out["P"] = kappa * (out["P"] - (dec * P if rule == "local" else 0.0))
     return out
+
+
+#: Rules whose matrix flow gets the sympy-derived Jacobian. ``oja``'s covariance
+#: ``C = D D^T / tr(D D^T)`` depends on the weights through a trace normalisation that
+#: :func:`matrix_rules` keeps as a symbol: its Jacobian is left to the solver's finite
+#: differences.
+JAC_RULES = ("bp", "fa", "dfa", "fixed", "normative", "local")
+
+
+def _states(rule: str) -> list[str]:
+    """The matrices a rule's flow evolves (fixed feedback ``Q, P`` is a constant)."""
+    return ["W1", "W2"] + (["Q", "P"] if rule in ADAPTIVE else [])
+
+
+def _vsyms():
+    n, k, m, r = _msyms()["dims"]
+    return {
+        "W1": sp.MatrixSymbol("V1", k, n),
+        "W2": sp.MatrixSymbol("V2", m, k),
+        "Q": sp.MatrixSymbol("VQ", k, r),
+        "P": sp.MatrixSymbol("VP", r, m),
+    }
+
+
+def _linear_part(expr, e: sp.Symbol):
+    """The terms of an expanded matrix polynomial that are linear in the scalar ``e``, / e."""
+    ex = sp.expand(expr)
+    terms = ex.args if isinstance(ex, sp.MatAdd) else (ex,)
+    keep = []
+    for term in terms:
+        c, mm = term.as_coeff_mmul()
+        c = sp.sympify(c)
+        if c.has(e) and sp.Poly(c, e).degree() == 1 and sp.Poly(c, e).TC() == 0:
+            coeff = sp.expand(c / e)
+            keep.append(mm if coeff == 1 else coeff * mm)
+    return sp.MatAdd(*keep) if keep else None
+
+
+@cache
+def matrix_jvp_rules() -> dict[str, dict[str, sp.MatrixExpr]]:
+    """Directional derivatives of :func:`matrix_rules` (the Jacobian applied to ``V``).
+
+    For each rule of :data:`JAC_RULES` and each block of its flow, sympy expands the
+    right-hand side at ``X + e V_X`` (``X`` over the evolving matrices ``W1, W2`` and,
+    for learned feedback, ``Q, P``) and keeps the terms linear in ``e``: the exact
+    ``d/de rhs(X + e V) |_{e=0}`` as a matrix expression in ``X``, ``V``, ``S``, ``B``.
+    """
+    s, V = _msyms(), _vsyms()
+    e = sp.Symbol("e")
+    out: dict[str, dict[str, sp.MatrixExpr]] = {}
+    for rule, blocks in matrix_rules().items():
+        if rule not in JAC_RULES:
+            continue
+        sub = {s[x]: s[x] + e * V[x] for x in _states(rule)}
+        out[rule] = {key: _linear_part(expr.xreplace(sub), e) for key, expr in blocks.items()}
+    return out
+
+
+@cache
+def _numeric_jvp(rule: str):
+    """Kronecker form of the directional derivatives: for every (flow block, state) pair,
+    the terms ``c L V R`` or ``c L V^T R`` with ``L``, ``R`` lambdified (``None``: identity)."""
+    s, V = _msyms(), _vsyms()
+    args = [s[k] for k in ("W1", "W2", "S", "B", "Q", "P")]
+    by_symbol = {V[k]: k for k in V}
+    out: dict[tuple[str, str], list] = {}
+    for blk, expr in matrix_jvp_rules()[rule].items():
+        if expr is None:
+            continue
+        for term in expr.args if isinstance(expr, sp.MatAdd) else (expr,):
+            c, mm = term.as_coeff_mmul()
+            factors = list(mm.args) if isinstance(mm, sp.MatMul) else [mm]
+            pos = [
+                i
+                for i, f in enumerate(factors)
+                if f in by_symbol or (isinstance(f, sp.Transpose) and f.arg in by_symbol)
+            ]
+            if len(pos) != 1:  # a linear part has exactly one direction factor per term
+                raise AssertionError(f"{rule} {blk}: term {term} is not linear in V")
+            i = pos[0]
+            f = factors[i]
+            transposed = isinstance(f, sp.Transpose)
+            state = by_symbol[f.arg if transposed else f]
+
+            def fn(parts):
+                if not parts:
+                    return None
+                e = parts[0] if len(parts) == 1 else sp.MatMul(*parts)
+                return sp.lambdify(args, e, "numpy", docstring_limit=0)
+
+            out.setdefault((blk, state), []).append(
+                (float(c), fn(factors[:i]), fn(factors[i + 1 :]), transposed)
+            )
+    return out
+
+
+def matrix_jacobian_numeric(
+    rule: str,
+    W1: np.ndarray,
+    W2: np.ndarray,
+    S: np.ndarray,
+    B: np.ndarray | None = None,
+    Q: np.ndarray | None = None,
+    P: np.ndarray | None = None,
+    *,
+    kappa: float = 1.0,
+    lam: float = 0.0,
+    lam_b: float = 0.0,
+) -> np.ndarray:
+    """Dense Jacobian of :func:`matrix_rhs_numeric` in the packed state (``W1, W2`` and,
+    for learned feedback, ``Q, P``, each row-major).
+
+    Every term of the sympy directional derivatives (:func:`matrix_jvp_rules`) is
+    ``c L V R`` or ``c L V^T R``; with row-major vectorisation its block is
+    ``c kron(L, R^T)`` (columns permuted for ``V^T``).
+    """
+    if rule not in JAC_RULES:
+        raise ParamError("rule", "one of " + ", ".join(JAC_RULES), rule)
+    terms = _numeric_jvp(rule)
+    zero = np.zeros((1, 1))
+    X = {"W1": W1, "W2": W2, "Q": zero if Q is None else Q, "P": zero if P is None else P}
+    base = [W1, W2, S, zero if B is None else B, X["Q"], X["P"]]
+    states = _states(rule)
+    off = np.cumsum([0] + [X[k].size for k in states])
+    at = {k: (int(off[i]), int(off[i + 1])) for i, k in enumerate(states)}
+    J = np.zeros((off[-1], off[-1]))
+    dec = lam_b if rule == "local" else 0.0
+    for (blk, state), items in terms.items():
+        (r0, r1), (c0, c1) = at[blk], at[state]
+        a, b = X[state].shape
+        block = np.zeros((r1 - r0, c1 - c0))
+        for c, Lf, Rf, transposed in items:
+            L = np.eye(X[blk].shape[0]) if Lf is None else np.asarray(Lf(*base), dtype=float)
+            R = np.eye(X[blk].shape[1]) if Rf is None else np.asarray(Rf(*base), dtype=float)
+            K = c * np.kron(L, R.T)
+            if transposed:  # vec(V^T)[j a + i] = vec(V)[i b + j]
+                K = K[:, (np.arange(b)[None, :] * a + np.arange(a)[:, None]).ravel()]
+            block += K
+        J[r0:r1, c0:c1] = block
+    for k in states:  # decay, then the feedback's time scale kappa
+        r0, r1 = at[k]
+        J[np.arange(r0, r1), np.arange(r0, r1)] -= lam if k in ("W1", "W2") else dec
+        if k in ("Q", "P"):
+            J[r0:r1] *= kappa
+    return J
 
 
 def _mode_symbols(d: int):
@@ -726,9 +875,22 @@ class FeedbackAlignment(Model):
         message = ""
         from threadpoolctl import threadpool_limits
 
+        jac = None
+        if method in ("LSODA", "Radau", "BDF") and rule in JAC_RULES:
+            _numeric_jvp(rule)  # derived outside the budget, as the rhs
+            clock["t0"] = time.perf_counter()
+
+            def jac(t, y):
+                p = unpack(y)
+                return matrix_jacobian_numeric(
+                    rule, p["W1"], p["W2"], Syx, B, p.get("Q", fixedQ), p.get("P", fixedP), **kw
+                )
+
         try:
             with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only contend
-                res = integrate(rhs, s0, t_eval, method=method, rtol=self["rtol"], atol=1e-12)
+                res = integrate(
+                    rhs, s0, t_eval, jac=jac, method=method, rtol=self["rtol"], atol=1e-12
+                )
         except _Budget:
             reached = clock["t"]
             message = (

@@ -218,6 +218,62 @@ def test_bad_inputs_are_one_line_param_errors(params, name):
     assert time.perf_counter() - t0 < 1.0
 
 
+# -- the sympy Jacobian of the matrix flow (stiff integrators) ------------------------------
+def _packed_rhs(rule, S, B, Q, P, shapes, **kw):
+    def f(y):
+        p, i = {}, 0
+        for key, sh in shapes:
+            p[key] = y[i : i + int(np.prod(sh))].reshape(sh)
+            i += int(np.prod(sh))
+        o = fa.matrix_rhs_numeric(rule, p["W1"], p["W2"], S, B, p.get("Q", Q), p.get("P", P), **kw)
+        return np.concatenate([o[key].ravel() for key, _ in shapes])
+
+    return f
+
+
+@pytest.mark.parametrize("rule", fa.JAC_RULES)
+def test_matrix_jacobian_is_the_derivative_of_the_flow(rule):
+    """Against central differences of the flow itself (h = 1e-6: truncation ~h^2, round-off
+    ~eps/h): within 1e-7 of max |J| (measured 1e-10 to 4e-10), with decays and kappa on."""
+    rng = np.random.default_rng(11)
+    n, k, m, r = 5, 4, 3, 2
+    W1, W2, S = rng.normal(size=(k, n)), rng.normal(size=(m, k)), rng.normal(size=(m, n))
+    B, Q, P = rng.normal(size=(k, m)), rng.normal(size=(k, r)), rng.normal(size=(r, m))
+    kw = dict(kappa=3.0, lam=0.1, lam_b=0.2)
+    X = {"W1": W1, "W2": W2, "Q": Q, "P": P}
+    shapes = [(key, X[key].shape) for key in fa._states(rule)]
+    y0 = np.concatenate([X[key].ravel() for key, _ in shapes])
+    f = _packed_rhs(rule, S, B, Q, P, shapes, **kw)
+    J = fa.matrix_jacobian_numeric(rule, W1, W2, S, B, Q, P, **kw)
+    h = 1e-6
+    Jfd = np.stack([(f(y0 + h * e) - f(y0 - h * e)) / (2 * h) for e in np.eye(y0.size)], axis=1)
+    assert J.shape == (y0.size, y0.size)
+    assert np.abs(J - Jfd).max() <= 1e-7 * np.abs(Jfd).max()
+
+
+def test_stiff_flow_with_the_sympy_jacobian():
+    """Fast normative feedback (kappa = 100, LSODA): with the sympy Jacobian the flow agrees
+    with RK45 to 1e-7 and needs far fewer evaluations than with finite differences
+    (measured 1439 vs 8358)."""
+    from unittest import mock
+
+    m = FA(rule="normative", r=2, spectrum=(3.0, 2.0, 1.0), t=10, kappa=100.0, **SMALL)
+    times = np.linspace(0.5, 10, 6)
+    ref = m.trajectory(times, method="RK45")
+    ana = m.trajectory(times, method="LSODA")
+    with mock.patch.object(fa, "JAC_RULES", ()):
+        fd = m.trajectory(times, method="LSODA")
+    assert ref["status"] == ana["status"] == fd["status"] == "ok"
+    assert np.abs(ana["sigma_hat"] - ref["sigma_hat"]).max() < 1e-7
+    assert ana["nfev"] < 0.5 * fd["nfev"]
+
+
+def test_oja_has_no_analytic_jacobian():
+    z = np.zeros((2, 2))
+    with pytest.raises(ParamError, match="^rule must be"):
+        fa.matrix_jacobian_numeric("oja", z, z, z)
+
+
 def test_budget_ends_a_blowing_up_flow_quickly():
     m = FA(rule="local", kappa=10, t=50)
     t0 = time.perf_counter()
