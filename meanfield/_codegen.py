@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import math
 import os
 import sys
@@ -40,7 +41,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import _quadrature
-from ._symbols import GaussExpect, GaussExpectN, Template
+from ._symbols import GaussExpect, GaussExpectN, LogSumExp, Template
 
 __all__ = [
     "ScalarFunction",
@@ -193,6 +194,8 @@ def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, inde
         exprs = [e.xreplace(ge_subs) for e in exprs]
     ren = {s: sp.Symbol(n) for s, n in names.items()}
     exprs = [e.xreplace(ren) for e in exprs]
+    exprs, sm_lines = _softmax(exprs, printer, indent)
+    lines += sm_lines
     # no pre/post-processing: sympy's "basic" cse optimisations took 40 s on
     # rank-3 denoisers and buy nothing here
     reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations=None)
@@ -200,6 +203,89 @@ def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, inde
         lines.append(f"{indent}{s} = {printer.doprint(v)}")
     outs = [printer.doprint(r) for r in reduced]
     return lines, outs
+
+
+_SOFTMAX_IDS = itertools.count()
+
+
+def _logs(d) -> bool:
+    """``d`` is zero or a sum of (multiples of) logarithms."""
+    terms = sp.Add.make_args(d)
+    return d == 0 or all(
+        isinstance(t, sp.log) or (t.is_Mul and len(t.args) == 2 and t.args[0].is_number
+                                  and isinstance(t.args[1], sp.log))
+        for t in terms
+    )
+
+
+def _softmax(exprs: list, printer: _Printer, indent: str) -> tuple[list, list[str]]:
+    """Share the exponentials of every ``LogSumExp`` with its softmax weights.
+
+    ``L = LogSumExp(a_1..a_k)`` is computed as ``m + log(s)`` with
+    ``m = max(a)``, ``e_j = exp(a_j - m)``, ``s = sum e_j``, and the
+    derivatives sympy writes as ``exp(a_j - L)`` (or ``exp(a_i + a_j - 2L)``)
+    become ``e_j / s`` (``e_i e_j / s^2``): the same numbers, overflow-free, with
+    ``k`` exponentials and one logarithm per ``L`` instead of one exponential
+    per weight on top of the ``L`` itself (in a Gauss-Hermite loop: per node).
+
+    Returns the rewritten expressions and the lines defining the new names.
+    """
+    lses: list = []
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, LogSumExp) and node not in lses:
+                if not any(a.has(LogSumExp) for a in node.args):
+                    lses.append(node)
+    if not lses:
+        return exprs, []
+    uid = next(_SOFTMAX_IDS)
+    args_all = [a for L in lses for a in L.args]
+    reps, red = sp.cse(args_all, symbols=sp.numbered_symbols(f"_a{uid}_"), optimizations=None)
+    lines = [f"{indent}{s} = {printer.doprint(v)}" for s, v in reps]
+    info = []
+    k = 0
+    for li, L in enumerate(lses):
+        xs = []
+        for j in range(len(L.args)):
+            x = sp.Symbol(f"_x{uid}_{li}_{j}")
+            lines.append(f"{indent}{x} = {printer.doprint(red[k])}")
+            k += 1
+            xs.append(x)
+        m = sp.Symbol(f"_m{uid}_{li}")
+        es = [sp.Symbol(f"_e{uid}_{li}_{j}") for j in range(len(xs))]
+        tot = sp.Symbol(f"_s{uid}_{li}")
+        lines.append(f"{indent}{m} = max({', '.join(map(str, xs))})")
+        lines += [f"{indent}{e_} = math.exp({x} - {m})" for e_, x in zip(es, xs, strict=True)]
+        lines.append(f"{indent}{tot} = {' + '.join(map(str, es))}")
+        info.append((L, L.args, es, tot, m))
+
+    def weight(node):
+        u = node.args[0]
+        for L, args, es, tot, _ in info:
+            if not u.has(L):
+                continue
+            c = u.coeff(L)
+            if c == -1:
+                rest = u + L
+                for a, e_ in zip(args, es, strict=True):
+                    d = a - rest  # 0, or the log of a weight sympy took out of the exp
+                    if _logs(d):
+                        return e_ / tot * sp.exp(-d)
+            elif c == -2:
+                rest = u + 2 * L
+                for i in range(len(args)):
+                    for j in range(i, len(args)):
+                        d = args[i] + args[j] - rest
+                        if _logs(d):
+                            return es[i] * es[j] / tot**2 * sp.exp(-d)
+        return node
+
+    out = []
+    lse_subs = {L: m + sp.log(tot) for L, _, _, tot, m in info}
+    for e in exprs:
+        e = e.replace(lambda n: isinstance(n, sp.exp) and n.has(LogSumExp), weight)
+        out.append(e.xreplace(lse_subs))
+    return out, lines
 
 
 def _gauss_helper(node: GaussExpect, order: int) -> ScalarFunction:
