@@ -15,8 +15,11 @@ therefore accepts a Newton limit ``x`` from the current iterate ``s`` only if
 3. ``x`` lies *ahead* of ``s`` in the direction the iteration moves,
    ``(x - s) . G(s) > 0``;
 4. no fixed point lies between: the residual projected on the chord,
-   ``G(s + tau (x - s)) . (x - s)``, stays positive at :data:`SEGMENT` points
-   ``tau in (0, 1)``.
+   ``p(tau) = G(s + tau (x - s)) . (x - s)``, stays positive on ``(0, 1)``:
+   either its quadratic model (from ``p(0)``, ``p(1) = 0`` and ``p'(1)`` by
+   the Jacobian at ``x``, which then has no zero inside) is confirmed by
+   ``p(1/2)`` to :data:`CHORD_QUAD_TOL`, or ``p`` is positive at
+   :data:`SEGMENT` - 1 sample points.
 
 For a monotone map (Bayes-optimal state evolution is one: ``F`` is
 order-preserving, Nishimori) the iteration from a start with ``F(s0) >= s0``
@@ -48,6 +51,7 @@ from __future__ import annotations
 from .._codegen import njit
 from . import _newton_kernels as _kernels
 from ._newton_kernels import (
+    CHORD_QUAD_TOL,
     NEWTON_STEPS,
     RAY_BISECT,
     RAY_COS,
@@ -62,6 +66,7 @@ __all__ = [
     "newton_driver",
     "STATUS",
     "SEGMENT",
+    "CHORD_QUAD_TOL",
     "RAY_COS",
     "RAY_GROWTH",
     "RAY_SAMPLES",
