@@ -294,7 +294,7 @@ def test_chaos_above_hidden_boundary():
     """c = 0.3 (N = 30, K = 100; alpha_h* = 0.5585), full batch from the teacher, normalised:
     alpha_h = 0.2 stays frozen (q < 1e-25, error < 1e-25, negative exponent); alpha_h = 0.9
     leaves the solution (q > 1e-12, error > 1e-12): "chaotic" in the published q sense
-    (digest §2.7). ~10 s.
+    (digest §2.7). ~3 s.
 
     What the maximal Lyapunov exponent says there (measured, not asserted): after leaving the
     solution the error settles near 0.25 while ``u = W1^T w2`` keeps moving (relative change
@@ -317,9 +317,12 @@ def test_chaos_above_hidden_boundary():
 def test_one_flipped_readout_neuron_is_faster():
     """Fig. 5 claim (digest §3, Fig 5f n2 = 1: 1215 vs 2540 epochs): 100-10-1 tanh, P = 2000,
     s = 2, normalised, batch 10: curl descent reaches test error 1e-3 sooner than GD on
-    average over 6 seeds (censored at 6000 epochs)."""
+    average over 6 seeds (censored at 6000 epochs), and in at least 5 of the 6 paired seeds.
+    Measured: GD 4163, 2156, 1863, 2888, 3597, 4479 (mean 3191) vs curl 1863, 1292, 897,
+    1390, 1609, 2496 (mean 1591): the digest's factor ~2. ~75 s."""
     seeds = list(range(6))
     b = st.make_batch(100, 10, 0.0, [0.0] * 6 + [0.1] * 6, seeds + seeds, s=2.0, samples=2000)
     r = st.train(b, phi="tanh", epochs=6000, batch_size=10, record=120)
     gd, curl = r["epochs_to_threshold"][:6], r["epochs_to_threshold"][6:]
     assert curl.mean() < gd.mean(), (gd, curl)
+    assert np.sum(curl < gd) >= 5, (gd, curl)
