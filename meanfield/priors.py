@@ -286,6 +286,13 @@ def make_prior(name: str, *, mean: float = 0.0, var: float = 1.0, rho: float = 1
     """
     if name not in PRIORS:
         raise ParamError("prior", "one of " + ", ".join(PRIORS), name)
+    key = (name, mean, var, rho)
+    try:
+        hit = _MADE.get(key)
+    except TypeError:  # unhashable values: validated below, not cached
+        hit = key = None
+    if hit is not None:
+        return hit  # priors are immutable: one instance per name and values
     template = _template(name)
     comps, params = template.components, template.params
     given = {"mean": mean, "var": var, "rho": rho}
@@ -299,7 +306,14 @@ def make_prior(name: str, *, mean: float = 0.0, var: float = 1.0, rho: float = 1
     for attr in _DERIVED:  # share the template's sympy derivations
         if attr in template.__dict__:
             out.__dict__[attr] = template.__dict__[attr]
+    if key is not None:
+        if len(_MADE) >= _NUM_CACHE_MAX:
+            _MADE.clear()
+        _MADE[key] = out
     return out
+
+
+_MADE: dict[tuple, Prior] = {}
 
 
 _TEMPLATES: dict[str, Prior] = {}

@@ -907,13 +907,16 @@ def sweep(
 
     values_by_dim = [grid_arrays[d] for d in dims]
 
+    # the default point function uses its seed only to simulate
+    seeded = point_fn is not None or bool(simulate)
+
     def tasks():
         for i in todo:
             idx = np.unravel_index(int(i), shape)
             params = dict(base)
             for d, vals, j in zip(dims, values_by_dim, idx, strict=True):
                 params[d] = vals[j].item()
-            yield int(i), params, point_seed(seed, int(i))
+            yield int(i), params, (point_seed(seed, int(i)) if seeded else 0)
 
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
