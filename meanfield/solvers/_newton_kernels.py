@@ -286,7 +286,8 @@ def _ray(ev_f, s, th, f, g, y, gy, d):
     regime: ``r`` follows the line ``1 + kappa a`` (fitted at the first
     sample, ``kappa > 0``: escaping) to a relative departure ``dev``, and a
     departure that grows like ``a`` (the quadratic term) stays below
-    :data:`RAY_LINEAR` for a growth of ``RAY_LINEAR / dev``. A fixed point on
+    :data:`RAY_LINEAR` for a growth of ``RAY_LINEAR / dev``; such a stretch
+    is sampled at its end only (two more bisections if that sample fails). A fixed point on
     the ray needs ``r`` to fall to zero, a departure of order one, so it is not
     stepped over while the departure stays small. When a sample fails, the
     iterate moves to the last good sample after :data:`RAY_BISECT` bisections
@@ -303,19 +304,20 @@ def _ray(ev_f, s, th, f, g, y, gy, d):
     nev = 1
     kappa = 0.0
     fitted = False
+    nsamp = RAY_SAMPLES
     for _k in range(60):
         straight = True
         dev = 0.0
-        for q in range(1, RAY_SAMPLES + 1):
-            a = best + (alpha - best) * q / RAY_SAMPLES
+        for q in range(1, nsamp + 1):
+            a = best + (alpha - best) * q / nsamp
             r = _ray_point(ev_f, s, a, th, f, g, y, gy, gn, d)
             nev += 1
             if not r > 0.0:
                 # the orbit bends or crosses a fixed point in (last good, a]:
                 # move to the last good sample, then bisect the bracket
-                lo = best + (alpha - best) * (q - 1) / RAY_SAMPLES
+                lo = best + (alpha - best) * (q - 1) / nsamp
                 hi = a
-                for _b in range(RAY_BISECT):
+                for _b in range(RAY_BISECT + (2 if nsamp == 1 else 0)):
                     mid = 0.5 * (lo + hi)
                     nev += 1
                     if _ray_point(ev_f, s, mid, th, f, g, y, gy, gn, d) > 0.0:
@@ -338,6 +340,8 @@ def _ray(ev_f, s, th, f, g, y, gy, d):
         if kappa > 0.0 and dev < RAY_LINEAR:
             growth = RAY_FAST if dev <= RAY_LINEAR / RAY_FAST else RAY_LINEAR / dev
             growth = max(growth, RAY_GROWTH)
+        # a stretch predicted by the linear model is checked at its end only
+        nsamp = 1 if growth > RAY_GROWTH else RAY_SAMPLES
         alpha = best * growth
     if best > 1.0:
         for i in range(d):
