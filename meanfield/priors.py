@@ -130,11 +130,18 @@ class Prior:
     def _num(self, expr) -> float:
         # shared by every prior with these values (the points of a sweep build
         # one prior each; sympy's subs costs ~50 us a call)
+        mine = self.__dict__.get("_num_by_id")
+        if mine is None:
+            mine = self.__dict__["_num_by_id"] = {}
+        hit = mine.get(id(expr))
+        if hit is not None and hit[0] is expr:
+            return hit[1]
         key = (expr, self.params, self.values)
         if key not in _NUM_CACHE:
             if len(_NUM_CACHE) >= _NUM_CACHE_MAX:
                 _NUM_CACHE.clear()
             _NUM_CACHE[key] = float(expr.subs(dict(zip(self.params, self.values, strict=True))))
+        mine[id(expr)] = (expr, _NUM_CACHE[key])
         return _NUM_CACHE[key]
 
     @property
