@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import itertools
 import math
 import os
 import sys
@@ -194,7 +193,7 @@ def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, inde
         exprs = [e.xreplace(ge_subs) for e in exprs]
     ren = {s: sp.Symbol(n) for s, n in names.items()}
     exprs = [e.xreplace(ren) for e in exprs]
-    exprs, sm_lines = _softmax(exprs, printer, indent)
+    exprs, sm_lines = _softmax(exprs, printer, indent, len(names))
     lines += sm_lines
     # no pre/post-processing: sympy's "basic" cse optimisations took 40 s on
     # rank-3 denoisers and buy nothing here
@@ -203,9 +202,6 @@ def _body(exprs, names: dict, printer: _Printer, helpers: list, order: int, inde
         lines.append(f"{indent}{s} = {printer.doprint(v)}")
     outs = [printer.doprint(r) for r in reduced]
     return lines, outs
-
-
-_SOFTMAX_IDS = itertools.count()
 
 
 def _logs(d) -> bool:
@@ -218,7 +214,7 @@ def _logs(d) -> bool:
     )
 
 
-def _softmax(exprs: list, printer: _Printer, indent: str) -> tuple[list, list[str]]:
+def _softmax(exprs: list, printer: _Printer, indent: str, uid: int) -> tuple[list, list[str]]:
     """Share the exponentials of every ``LogSumExp`` with its softmax weights.
 
     ``L = LogSumExp(a_1..a_k)`` is computed as ``m + log(s)`` with
@@ -227,6 +223,10 @@ def _softmax(exprs: list, printer: _Printer, indent: str) -> tuple[list, list[st
     become ``e_j / s`` (``e_i e_j / s^2``): the same numbers, overflow-free, with
     ``k`` exponentials and one logarithm per ``L`` instead of one exponential
     per weight on top of the ``L`` itself (in a Gauss-Hermite loop: per node).
+
+    The new names carry ``uid`` (the caller's count of names, distinct for
+    the bodies of one function) and nothing else, so helpers that differ only
+    by name stay textually equal (:func:`_quadrature_helper` shares them).
 
     Returns the rewritten expressions and the lines defining the new names.
     """
@@ -238,7 +238,6 @@ def _softmax(exprs: list, printer: _Printer, indent: str) -> tuple[list, list[st
                     lses.append(node)
     if not lses:
         return exprs, []
-    uid = next(_SOFTMAX_IDS)
     args_all = [a for L in lses for a in L.args]
     reps, red = sp.cse(args_all, symbols=sp.numbered_symbols(f"_a{uid}_"), optimizations=None)
     lines = [f"{indent}{s} = {printer.doprint(v)}" for s, v in reps]

@@ -5,7 +5,8 @@
   from the Gaussian channel ``B = lam x + sqrt(lam) z``,
   ``M' = (mu^2/v + lam (v + mu^2)) / (1/v + lam)``, ``lam = prod_{b!=a} n_b M_b / delta``,
   at random parameter values (exact in sympy, compared to 1e-12 relative);
-  and orders 2..8 with a Rademacher prior derive a map of the right shape.
+  and orders 2..8 with a Rademacher prior derive a map of the right shape
+  whose modes share their compiled quadrature helpers.
 * slow: every order, Gaussian and Rademacher priors, solved by
   ``meanfield solve`` in a fresh process with empty caches
   (``MEANFIELD_CACHE_DIR``, ``NUMBA_CACHE_DIR``): status ``ok`` and, for the
@@ -64,6 +65,10 @@ def test_rademacher_map_derives(order):
     system = get_model("tensor")(order=order, prior="rademacher").system()
     assert system.dim == order and len(system.rhs) == order
     assert system.jacobian.shape == (order, order)
+    # the modes share one prior: their quadrature helpers are one function per
+    # atom (+1 and -1), not one per mode (cold compile time grows with these)
+    helpers = system._fn("rhs").helpers
+    assert len(helpers) == 2 * order and len({h.name for h in helpers}) == 2
 
 
 def _cold_solve(order: int, prior: str, tmp, extra=()) -> tuple[dict, float]:
