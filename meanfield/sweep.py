@@ -905,7 +905,7 @@ def sweep(
         sink = _MemorySink(dims, shape)
         todo = np.arange(n_total)
 
-    values_by_dim = [grid_arrays[d] for d in dims]
+    values_by_dim = [grid_arrays[d].tolist() for d in dims]  # Python scalars, as .item()
 
     # the default point function uses its seed only to simulate
     seeded = point_fn is not None or bool(simulate)
@@ -915,7 +915,7 @@ def sweep(
             idx = np.unravel_index(int(i), shape)
             params = dict(base)
             for d, vals, j in zip(dims, values_by_dim, idx, strict=True):
-                params[d] = vals[j].item()
+                params[d] = vals[j]
             yield int(i), params, (point_seed(seed, int(i)) if seeded else 0)
 
     if progress is None:
