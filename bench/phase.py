@@ -134,8 +134,7 @@ def run(quick: bool = False) -> list[Row]:
             abs(r[1][0][0] - float(ds.overlap_informed.values[i, j, 0])),
         )
     t_base = t_sub / n_sub * n * n
-    rows = _curves_rows(quick)
-    return rows + [
+    return [
         Row(
             f"phase diagram {n}x{n}, 3 thresholds (phase_diagram)",
             t_ours,
@@ -148,63 +147,3 @@ def run(quick: bool = False) -> list[Row]:
         )
     ]
 
-
-_CURVES_CODE = """
-import numpy as np
-from meanfield import get_model
-from meanfield.solvers.phase import phase_diagram
-m = get_model("tensor")(order=3, prior="rademacher")
-ds = phase_diagram(m, "mean", np.linspace(0.0, 0.4, {n}), ys=np.linspace(0.005, 1.0, {n}),
-                   method="curves")
-"""
-
-
-def _curves_rows(quick: bool) -> list[Row]:
-    """The traced-boundary phase diagram of a discrete prior (issue 9, item 4),
-    warm and in a cold process, against the issue's goals (no quad baseline:
-    a 256 x 256 quad diagram of this prior would take hours)."""
-    from meanfield import get_model
-    from meanfield.solvers.phase import phase_diagram
-
-    from .se import cold_seconds
-
-    n = 64 if quick else 256
-    bs = np.linspace(0.0, 0.4, n)
-    deltas = np.linspace(0.005, 1.0, n)
-    model = get_model("tensor")(order=3, prior="rademacher")
-
-    def ours():
-        return phase_diagram(model, "mean", bs, ys=deltas, method="curves")
-
-    t_warm = race({"ours": ours}, warmup=1, repeats=1, budget_s=0.0)["ours"]
-    ds = ours()
-    counts = {
-        k: int((ds.region.values == v).sum())
-        for v, k in ((0, "easy"), (1, "hard"), (2, "impossible"))
-    }
-    n_thr = {
-        k: int(np.isfinite(ds[k].values).sum()) for k in ("algorithmic", "information", "dynamic")
-    }
-    t_cold = cold_seconds(_CURVES_CODE.format(n=64))
-    common = (
-        "p=3 cubic, Rademacher modes with mean mu in [0, 0.4] x delta in [0.005, 1], "
-        "method='curves' (thresholds traced by continuation, regions filled from them)"
-    )
-    return [
-        Row(
-            f"phase diagram {n}x{n}, Rademacher, 3 thresholds (curves, warm)",
-            t_warm,
-            "goal of issue 9 (256x256 in 10 s warm)" if n == 256 else "goal scaled (10 s)",
-            10.0,
-            f"{common}; regions {counts}; finite thresholds per column {n_thr} of {n}. "
-            "One process, one thread, compilation excluded.",
-        ),
-        Row(
-            "phase diagram 64x64, Rademacher (curves, cold process)",
-            t_cold,
-            "goal of issue 9 (64x64 in 30 s cold)",
-            30.0,
-            f"{common}. A fresh process with empty generated-code and numba caches "
-            "(imports, derivation, code generation and compilation included).",
-        ),
-    ]
