@@ -11,6 +11,7 @@ Subclasses register themselves by ``name`` through ``__init_subclass__``.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -146,6 +147,10 @@ class SolveResult:
 def _has_non_finite(v) -> bool:
     if isinstance(v, bool | str) or v is None:
         return False
+    if type(v) is float:
+        return not math.isfinite(v)
+    if type(v) is list and all(type(x) is float for x in v):
+        return not all(math.isfinite(x) for x in v)
     try:
         arr = np.asarray(v, dtype=float)
     except (TypeError, ValueError):
@@ -235,9 +240,19 @@ class Model(ABC):
         return self._values[key]
 
     def replace(self, **changes: Any) -> Model:
-        v = self.values
-        v.update(changes)
-        return type(self)(**v)
+        """A copy with ``changes``: only the changed values are validated (the
+        others already are, and validation is idempotent), then :meth:`check`."""
+        for k in changes:
+            if k not in self.params:
+                raise ParamError(k, "a known parameter (" + ", ".join(self.params) + ")",
+                                 changes[k])
+        vals = dict(self._values)
+        for k, v in changes.items():
+            vals[k] = self.params[k].validate(v)
+        new = object.__new__(type(self))
+        object.__setattr__(new, "_values", vals)
+        new.check(vals)
+        return new
 
     @property
     @abstractmethod

@@ -331,9 +331,15 @@ def _evaluate_chunk(model: str, items: list[tuple[int, dict, int]]) -> list[_Res
     results: dict[int, _Result] = {}
     batch: list[tuple[int, Any]] = []
     single: list[tuple[int, dict, int]] = []
+    template: tuple[dict, Any] | None = None  # a built point: the others differ in a few values
     for index, params, seed in items:
         try:
-            m = build(model, params)
+            if template is not None and params.keys() == template[0].keys():
+                base_params, base = template
+                m = base.replace(**{k: v for k, v in params.items() if v != base_params[k]})
+            else:
+                m = build(model, params)
+                template = (params, m)
         except ParamError as e:
             results[index] = _Result(index, "invalid", error=str(e))
             continue
