@@ -59,6 +59,9 @@ __all__ = [
     "simulate_predictive_coding",
 ]
 
+#: most neuron-steps (``steps * size * trials``) a rate simulation accepts (about an
+#: hour on one core); beyond it the run is refused up front
+MAX_WORK = 1e12
 #: largest accepted ``a * dt`` (``a``: the collective mode's rate)
 MAX_RATE_DT = 0.2
 #: default ``a * dt``
@@ -416,6 +419,17 @@ def run_rate_network(model, size: int, trials: int, seed: int, *, t_max: float =
     if t_max <= 0:
         raise ParamError("t_max", "a float in (0, inf)", t_max)
     dt, nd = choose_dt(model, dt)
+    steps_needed = (t_max + t_burn) / dt
+    if steps_needed * size * trials > MAX_WORK:
+        # a huge balance b makes the collective rate, hence the number of steps, huge:
+        # refuse up front instead of running for days
+        raise ParamError(
+            "b",
+            f"a value whose run fits {MAX_WORK:.0e} neuron-steps (dt = {dt:.3g} from the "
+            f"collective rate 1 + b kappa_max + g needs {steps_needed:.3g} steps of "
+            f"{size} neurons x {trials} trials; lower b, t_max or size)",
+            model["b"],
+        )
     nd_fb = nd
     nd_rec = nd if model["delay_on"] == "all" else 0
     W, J, rngs = sample_network(model, size, trials, seed, network)

@@ -116,7 +116,9 @@ def test_order2_rank2_property(case, frac, seed):
     base = dict(order=2, rank=2, **{k: v for k, v in case.items() if k != "delta"})
     v = [pr.var for pr in get_model("tensor")(**base).modes]
     # BBP of each component (zero means); with a mean the transition is smoothed
-    _check(dict(base, delta=frac * v[0] * v[1]), 1000, 24, seed)
+    # Gauss-Bernoulli's trial-to-trial spread: 24 trials resolved 3.6% (seed 2), 40 resolve 3%
+    trials = 40 if case["prior"] == "gauss_bernoulli" else 24
+    _check(dict(base, delta=frac * v[0] * v[1]), 1000, trials, seed)
 
 
 def _spinodal(base):

@@ -92,4 +92,5 @@ def test_amp_trajectory_follows_state_evolution():
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_amp_trajectory_follows_state_evolution_large(case):
-    _check(CASES[case], 300, 48, seed=15)
+    # 48 trials resolved 6.2% for gaussian_mean at N = 300 (seed 15); 64 resolve ~5.4%
+    _check(CASES[case], 300, 64, seed=15)
