@@ -409,26 +409,25 @@ def _solve_row(ev_f, ev_j, s, th, damping, tol, max_iter, use_newton, d):
 
 
 @_jit
-def drive(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
+def _drive_row(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES, b):
+    """Row ``b`` of the batch, solved in place (the body of both drivers)."""
     d = S0.shape[1]
+    s = S0[b].copy()
+    it, st, res = _solve_row(ev_f, ev_j, s, TH[b], damping, tol, max_iter, use_newton, d)
+    for i in range(d):
+        S[b, i] = s[i]
+    IT[b] = it
+    ST[b] = st
+    RES[b] = res
+
+
+@_jit
+def drive(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
     for b in range(S0.shape[0]):
-        s = S0[b].copy()
-        it, st, res = _solve_row(ev_f, ev_j, s, TH[b], damping, tol, max_iter, use_newton, d)
-        for i in range(d):
-            S[b, i] = s[i]
-        IT[b] = it
-        ST[b] = st
-        RES[b] = res
+        _drive_row(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES, b)
 
 
 @numba.njit(cache=True, parallel=True)
 def drive_parallel(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES):
-    d = S0.shape[1]
     for b in prange(S0.shape[0]):
-        s = S0[b].copy()
-        it, st, res = _solve_row(ev_f, ev_j, s, TH[b], damping, tol, max_iter, use_newton, d)
-        for i in range(d):
-            S[b, i] = s[i]
-        IT[b] = it
-        ST[b] = st
-        RES[b] = res
+        _drive_row(ev_f, ev_j, S0, TH, damping, tol, max_iter, use_newton, S, IT, ST, RES, b)

@@ -244,9 +244,10 @@ def test_order3_powered(case):
 
 _ADAPTIVE_STALL = pytest.mark.xfail(
     strict=True,
-    reason="known defect: adaptive damping from the random start at order 3 leaves 4 of 16 "
-    "trials at N = 200 unconverged after 2000 iterations (the same stall as order 2 from the "
-    "random start); reported in the issue 8 note, to be fixed in sims/engines/amp.py",
+    reason="reproduced AMP defect, not a test problem: adaptive damping at order 3 stalls "
+    "(N = 200: 4 of 16 trials from the random start and 5 of 16 from the planted start "
+    "unconverged after 2000 iterations, others need 800-1600 against ~150 with fixed "
+    "damping); strict, so the fix in sims/engines/amp.py turns this red until removed",
 )
 
 
