@@ -156,11 +156,20 @@ class Stopping:
     """Per-trial damping and convergence bookkeeping of an AMP run.
 
     ``eta`` starts at the model's ``damping`` (auto: 0.8 at order 2, 0.5
-    above). With ``damping_mode = adaptive`` a step that grew the change is
-    followed by a halved ``eta``, a step that shrank it by a 2% larger one, up
-    to the initial value (residual-based; LowRAMP adapts on the Bethe free
-    entropy instead). A trial has converged at the first iteration whose
-    change is below ``tol``.
+    above). Both rules judge the undamped step ``|f(x) - x| = change / eta``
+    (the residual of the AMP map), not the damped change, which shrinks with
+    ``eta`` by itself. With ``damping_mode = adaptive`` a step whose residual
+    grew is followed by a halved ``eta``, one whose residual shrank by a 2%
+    larger one, up to the initial value (residual-based; LowRAMP adapts on the
+    Bethe free entropy instead). A trial has converged at the first iteration
+    whose residual, scaled by the initial ``eta``, is below ``tol``: with fixed
+    damping that is ``change < tol``, and an adaptive run cannot stop early
+    merely because its ``eta`` became small.
+
+    Judging the growth on the damped change stalled adaptive runs: each 2%
+    rise of ``eta`` raised the change by 2%, more than the residual fell in a
+    step, so ``eta`` was halved again and pinned at its floor (order 3, N = 200:
+    4 of 16 trials unconverged after 2000 iterations).
     """
 
     def __init__(self, model, trials: int, max_iter: int, tol: float):
@@ -168,20 +177,28 @@ class Stopping:
         self.eta0 = float(eta0) if eta0 is not None else (0.8 if model.order == 2 else 0.5)
         self.eta = np.full(trials, self.eta0)
         self.adaptive = model["damping_mode"] == "adaptive"
-        self.last_change = np.full(trials, np.inf)
+        self.last_residual = np.full(trials, np.inf)
         self.tol = tol
         self.converged = np.zeros(trials, dtype=bool)
         self.iterations = np.full(trials, max_iter)
 
     def step(self, it: int, change: np.ndarray) -> bool:
-        """Record iteration ``it``'s change per trial; ``True`` when every trial converged."""
+        """Record iteration ``it``'s change per trial; ``True`` when every trial converged.
+
+        ``change`` is the mean ``|x_new - x_old|`` of the step just taken with
+        the current ``eta``.
+        """
         if self.adaptive:
-            grew = change > self.last_change
+            residual = change / self.eta
+            grew = residual > self.last_residual
+            self.last_residual = residual
             self.eta = np.where(
                 grew, np.maximum(self.eta / 2, 0.02), np.minimum(self.eta * 1.02, self.eta0)
             )
-        self.last_change = change
-        newly = (~self.converged) & (change < self.tol)
+            small = residual * self.eta0 < self.tol
+        else:
+            small = change < self.tol
+        newly = (~self.converged) & small
         self.iterations[newly] = it
         self.converged |= newly
         return bool(self.converged.all())

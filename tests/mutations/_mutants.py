@@ -20,6 +20,8 @@ damping_ignored     AMP runs undamped whatever ``damping`` says         non-zero
                                                                         (tensor.md §2: oscillation)
 prior_swapped       mode 1's denoiser (and its prior parameters) is     the mixed-prior cases
                     mode p's                                            (order 2 and 3)
+adaptive_on_change  adaptive damping judges the damped change, not the  the adaptive-damping
+                    residual ``change / eta`` (the rule that stalled)   convergence test
 ==================  ==================================================  ============================
 
 Targets are pytest node ids under ``tests/theory_vs_sim`` (see
@@ -93,6 +95,12 @@ def _damping_ignored() -> None:
     rank.Stopping = importlib.import_module(AMP).Stopping
 
 
+def _adaptive_on_change() -> None:
+    source_patch(AMP, "Stopping", [("residual = change / self.eta", "residual = change")])
+    rank = importlib.import_module("meanfield.sims.engines.amp_rank")
+    rank.Stopping = importlib.import_module(AMP).Stopping
+
+
 def _prior_swapped() -> None:
     source_patch(
         AMP,
@@ -131,10 +139,12 @@ MUTATIONS = {
     "theory_shift_2pc": _theory_shift,
     "damping_ignored": _damping_ignored,
     "prior_swapped": _prior_swapped,
+    "adaptive_on_change": _adaptive_on_change,
 }
 
 _TV = "tests/theory_vs_sim/test_tensor_theory_vs_amp.py"
 _TR = "tests/theory_vs_sim/test_tensor_trajectories.py"
+_AD = "tests/theory_vs_sim/test_adaptive_damping.py"
 
 #: the tests each mutation must make fail (every listed id is run; all must fail)
 TARGETS: dict[str, list[str]] = {
@@ -159,6 +169,10 @@ TARGETS: dict[str, list[str]] = {
     "prior_swapped": [
         f"{_TV}::test_order2_powered[rademacher,gaussian-random]",
         f"{_TV}::test_order3_powered[mixed-random]",
+    ],
+    "adaptive_on_change": [
+        f"{_AD}::test_adaptive_order3_converges_as_fast_as_fixed_damping",
+        f"{_AD}::test_small_eta_alone_is_not_convergence",
     ],
 }
 

@@ -242,20 +242,10 @@ def test_order3_powered(case):
     check_powered(dict(order=3, **ORDER3[case]), (150,), 24, seed=11)
 
 
-_ADAPTIVE_STALL = pytest.mark.xfail(
-    strict=True,
-    reason="reproduced AMP defect, not a test problem: adaptive damping at order 3 stalls "
-    "(N = 200: 4 of 16 trials from the random start and 5 of 16 from the planted start "
-    "unconverged after 2000 iterations, others need 800-1600 against ~150 with fixed "
-    "damping); strict, so the fix in sims/engines/amp.py turns this red until removed",
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, id=c, marks=_ADAPTIVE_STALL if c == "gaussian_mean-adaptive" else ())
-     for c in [*ORDER3, *ORDER3_SLOW]],
+    [*ORDER3, *ORDER3_SLOW],
 )
 def test_order3_powered_two_sizes(case):
     params = dict(order=3, **{**ORDER3, **ORDER3_SLOW}[case])
