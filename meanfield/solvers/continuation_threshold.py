@@ -30,7 +30,7 @@ from .._model import Model
 from .continuation import Continuation, Segment, _seg_state, continue_branches, stable_segments
 from .threshold import ThresholdResult, _never_unstable
 
-__all__ = ["threshold_by_continuation", "coexistence"]
+__all__ = ["threshold_by_continuation", "coexistence", "cached_continuation"]
 
 _CACHE: dict = {}
 
@@ -39,12 +39,29 @@ def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
     """Exact ``x`` of a stable segment's end and what ends it."""
     br = res.branches[seg.branch]
     i = seg.stop if side == "stop" else seg.start - 1
-    for f in res.folds:
-        if f["branch"] == seg.branch and f["index"] in (i, i - 1, i + 1) and f["status"] == "ok":
-            return f["x"], "fold"
-    for b in res.bifurcations:
-        if b["branch"] == seg.branch and b["index"] == i:
-            return b["x"], b["kind"]
+    events = [
+        (f["index"], f["x"], f["state"], "fold")
+        for f in res.folds
+        if f["branch"] == seg.branch and f["index"] in (i, i - 1, i + 1) and f["status"] == "ok"
+    ]
+    events += [
+        (b["index"], b["x"], b["state"], b["kind"])
+        for b in res.bifurcations
+        if b["branch"] == seg.branch and b["index"] == i
+    ]
+    if events:
+        # several events within a step (e.g. a pitchfork just before the fold
+        # of the symmetric branch of a rank-r system): the segment ends at the
+        # one met first: in the step next to it, then the nearest to its last
+        # stable point
+        k = seg.stop if side == "stop" else seg.start
+        ref = np.concatenate([br.states[k], [br.x[k]]])
+
+        def order(e):
+            return abs(e[0] - i), float(np.linalg.norm(np.concatenate([e[2], [e[1]]]) - ref))
+
+        _, x, _, what = min(events, key=order)
+        return x, what
     j = seg.stop if side == "stop" else seg.start
     x = float(br.x[j])
     if side == "stop" and j == len(br.x) - 1 and br.end == "domain":
@@ -129,11 +146,11 @@ def _interp(brs, seg: Segment, x: float) -> np.ndarray:
     return np.array([np.interp(x, xs[order], st[:, i]) for i in range(st.shape[1])])
 
 
-def threshold_by_continuation(
-    model: Model, param: str, kind: str, lo: float, hi: float, *, log: bool
-) -> ThresholdResult | None:
-    """A threshold from continued branches (``None``: continuation failed; the
-    caller falls back to the scan)."""
+def cached_continuation(
+    model: Model, param: str, lo: float, hi: float, log: bool
+) -> Continuation | None:
+    """:func:`continue_branches` over ``[lo, hi]``, shared by the three thresholds
+    (and the phase-curve seeds) of one column; ``None`` when it raised."""
     key = (repr(model.replace(**{param: float(lo)})), param, float(lo), float(hi), bool(log))
     if key not in _CACHE:
         try:
@@ -143,7 +160,15 @@ def threshold_by_continuation(
         _CACHE[key] = res
         if len(_CACHE) > 64:
             _CACHE.pop(next(iter(_CACHE)))
-    res = _CACHE[key]
+    return _CACHE[key]
+
+
+def threshold_by_continuation(
+    model: Model, param: str, kind: str, lo: float, hi: float, *, log: bool
+) -> ThresholdResult | None:
+    """A threshold from continued branches (``None``: continuation failed; the
+    caller falls back to the scan)."""
+    res = cached_continuation(model, param, lo, hi, log)
     if res is None or not res.branches:
         return None
     if any(br.end in ("step_failed", "max_points") for br in res.branches):

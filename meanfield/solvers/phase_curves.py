@@ -26,8 +26,21 @@ import dataclasses
 import numpy as np
 
 from .._model import Model
-from .continuation import ParamPath, _Eval, continue_branches, refine_fold
-from .continuation_threshold import coexistence, threshold_by_continuation
+from .continuation import (
+    ParamPath,
+    _bordered,
+    _Eval,
+    _natural,
+    bifurcating_fold,
+    refine_fold,
+    stable_segments,
+)
+from .continuation_threshold import (
+    _end_x,
+    cached_continuation,
+    coexistence,
+    threshold_by_continuation,
+)
 from .fixed_point import iterate
 from .threshold import COEXIST_TOL
 
@@ -42,14 +55,20 @@ def _column_full(m: Model, y: str, lo: float, hi: float, log: bool):
         vals[k] = r
     if any(r is None for r in vals.values()):
         return None
-    res = continue_branches(m, y, lo, hi, log=log)
+    res = cached_continuation(m, y, lo, hi, log)
     win = coexistence(res)
     seeds: dict = {}
+    margins: set = set()
     if win is not None:
         for w, x in (win["lo_end"], win["hi_end"]):
-            f = next((f for f in res.folds if abs(f["x"] - x) < 1e-9), None)
-            if f is not None and w in ("upper", "lower"):
-                seeds["dynamic" if w == "upper" else "algorithmic"] = (f["state"], f["x"])
+            if w not in ("upper", "lower"):
+                continue
+            kind = "dynamic" if w == "upper" else "algorithmic"
+            seed, margin = _edge_seed(res, win[w], x)
+            if seed is not None:
+                seeds[kind] = seed
+                if margin:
+                    margins.add(kind)
         U = win["upper"]
         for c in res.crossings:
             if any((s.branch, s.start) == (U.branch, U.start) for s in c["segments"]):
@@ -58,7 +77,139 @@ def _column_full(m: Model, y: str, lo: float, hi: float, log: bool):
     status = "first_order" if win is not None else "continuous"
     if win is None and vals["algorithmic"].status != "ok":
         status = "none"
-    return {k: r.value for k, r in vals.items()}, status, seeds, res.path
+    return {k: r.value for k, r in vals.items()}, status, seeds, res.path, margins
+
+
+def _edge_seed(res, seg, x: float):
+    """The seed to track the end of stable segment ``seg`` nearest to ``x``.
+
+    A fold: its refined state (tracked by the bordered Newton method). A loss
+    of stability without a fold (a branch point, e.g. the symmetry-breaking
+    pitchfork of a rank-r system): the segment's last stable point, tracked as
+    the root of the stability margin followed by :func:`bifurcating_fold`
+    (the window's edge can be the fold of a short stable symmetry-broken
+    branch next to that branch point). Returns ``(seed, margin)``."""
+    br = res.branches[seg.branch]
+    ends = []
+    for side in ("start", "stop"):
+        xe, what = _end_x(res, seg, side)
+        ends.append((abs(xe - x), xe, what, seg.stop if side == "stop" else seg.start))
+    ends.sort(key=lambda e: e[0])
+    (_, xe, what, k), (_, xo, other, _) = ends
+    if what == "fold" and other in ("branch_point", "stability") and abs(xo - xe) < 1e-2:
+        # a short stable branch between a branch point and its fold: the
+        # boundary is tracked from the branch point, on the segment that
+        # loses stability there
+        for s2 in stable_segments(res.branches):
+            if s2 == seg:
+                continue
+            for side in ("start", "stop"):
+                x2, w2 = _end_x(res, s2, side)
+                if w2 in ("branch_point", "stability") and abs(x2 - xo) < 1e-6:
+                    k2 = s2.stop if side == "stop" else s2.start
+                    b2 = res.branches[s2.branch]
+                    return (b2.states[k2], float(b2.x[k2])), True
+    if what == "fold":
+        f = next((f for f in res.folds if abs(f["x"] - xe) < 1e-12), None)
+        return (None, False) if f is None else ((f["state"], f["x"]), False)
+    if what in ("range", "segment"):
+        return None, False
+    return (br.states[k], float(br.x[k])), True
+
+
+def _is_fold(ev: _Eval, s, x) -> bool:
+    """A regular fold, not a branch point: ``G_x`` leaves the range of ``G_s``.
+
+    Both solve the bordered fold system (``G_s`` singular); at a branch point
+    the left null vector is orthogonal to ``G_x`` as well."""
+    _, _, vh = _bordered(ev.A(s, x))
+    gx = ev.Gx(s, x)
+    return bool(abs(vh @ gx) > 1e-6 * np.linalg.norm(vh) * np.linalg.norm(gx))
+
+
+def _margin_boundary(ev: _Eval, s, x):
+    """A stability-change boundary: the margin's root on the branch through
+    ``(s, x)`` (the branch point, returned as the tracked point) and where the
+    stable set ends (that point, or the fold of a stable bifurcating branch)."""
+    # the tracked guess sits on the branch point, where Newton at fixed ``x``
+    # is ill-conditioned, or where the branch no longer exists in the new
+    # column (the boundary moves by up to 0.06 in x per column): march out to
+    # either side until Newton lands on a stable point of the same branch
+    # (close to the guess, not on another branch), then find the margin's root
+    s = np.asarray(s, dtype=float)
+    near = 0.5 * float(np.max(np.abs(s))) + 1e-3
+    for dx in [0.0] + [sg * 1e-3 * 2.0**k for k in range(9) for sg in (1.0, -1.0)]:
+        x0 = x + dx
+        if not 0.0 < x0 < 1.0:
+            continue
+        s0, ok = _natural(ev, s, x0)
+        if not ok or np.max(np.abs(s0 - s)) > near or ev.margin(s0, x0) >= 0.0:
+            continue
+        sb, xb, ok, side = _margin_root(ev, s0, x0)
+        if ok and side != 0.0 and abs(xb - x) < 0.3:
+            break
+    else:
+        return None
+    kind, _, xe = bifurcating_fold(ev, sb, xb, side)
+    if kind == "failed":
+        return None
+    return np.concatenate([sb, [xb]]), float(xe)
+
+
+def _margin_root(ev: _Eval, s, x, tol: float = 1e-13, steps: int = 30):
+    """Where the stability margin of the branch through ``(s, x)`` vanishes.
+
+    Secant iterations on ``x``, each landing on the branch by Newton at fixed
+    ``x`` (from the last state); returns ``(state, x, converged, side)``,
+    ``side`` the sign of ``x - root`` where the branch is unstable. Used for
+    boundaries that are stability changes rather than folds.
+    """
+
+    def side(f0, f1, x0, x1):
+        return float(np.sign((f1 - f0) * (x1 - x0)))
+
+    s = np.array(s, dtype=float)
+    s0, ok = _natural(ev, s, x)
+    if not ok:
+        return s, x, False, 0.0
+    x0, f0 = float(x), ev.margin(s0, x)
+    h = 1e-4
+    x1 = x0 + (h if x0 + h < 1.0 else -h)
+    s1, ok = _natural(ev, s0, x1)
+    if not ok:
+        return s0, x0, False, 0.0
+    f1 = ev.margin(s1, x1)
+    # the side from the first, well separated pair (late secant pairs can
+    # agree to the last bit, which would leave the side undetermined)
+    sd = side(f0, f1, x0, x1)
+    for _ in range(steps):
+        if f1 == f0:
+            break
+        x2 = x1 - f1 * (x1 - x0) / (f1 - f0)
+        if not np.isfinite(x2):
+            return s1, x1, False, 0.0
+        # safeguard: the margin of a branch point next to a fold grows like a
+        # square root, so the secant overshoots past the end of the branch;
+        # halve the step until Newton lands on the branch
+        for _ in range(12):
+            ok = 0.0 < x2 < 1.0 and abs(x2 - x1) <= 0.1
+            if ok:
+                guess = s1 + (s1 - s0) * (x2 - x1) / (x1 - x0)
+                s2, ok = _natural(ev, guess, x2)
+                if not ok:
+                    s2, ok = _natural(ev, s1, x2)
+                ok = ok and np.max(np.abs(s2 - s1)) <= 0.5 * np.max(np.abs(s1)) + 1e-3
+            if ok:
+                break
+            x2 = x1 + 0.5 * (x2 - x1)
+        if not ok:
+            return s1, x1, False, 0.0
+        x0, f0, s0 = x1, f1, s1
+        x1, s1 = x2, s2
+        f1 = ev.margin(s1, x1)
+        if abs(x1 - x0) <= tol * (1.0 + abs(x1)):
+            return s1, x1, True, sd
+    return s1, x1, abs(f1) < 1e-10, sd
 
 
 def _info_refine(ev: _Eval, z, tol=1e-12, steps=30):
@@ -118,11 +269,16 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
     probe_from = None
     i = 0
     path0 = None
+    margins: set = set()
     while i < nx:
         m = models[i]
         tracked = None
         if hist and path0 is not None:
-            tracked = _track(_Eval(_path_for(path0, m, y)), hist, lambda m=m: _bottom(m, y, lo))
+            # a diverging Newton step is rejected by its non-finite residual
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                tracked = _track(
+                    _Eval(_path_for(path0, m, y)), hist, lambda m=m: _bottom(m, y, lo), margins
+                )
         if tracked is None:
             col = _column_full(m, y, lo, hi, log)
             full += 1
@@ -131,7 +287,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
                 hist = {}
                 i += 1
                 continue
-            vals, st, seeds, path0 = col
+            vals, st, seeds, path0, margins = col
             for k, v in vals.items():
                 out[k][i] = np.nan if v is None else v
             status[i] = st
@@ -144,6 +300,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
                 probe_from = i + 1  # past the cusp: probe the rest in one batch
                 break
         else:
+            tracked, where = tracked
             for k, z in tracked.items():
                 if z is None:
                     # no algorithmic fold: the window reaches the bottom of the
@@ -152,7 +309,7 @@ def boundaries(model: Model, x: str, xs, y: str, ys):
                     # otherwise below the range (NaN)
                     out[k][i] = _bottom_threshold(m, y, lo, hi, log)
                     continue
-                out[k][i] = float(path0.v_of(z[-1]))
+                out[k][i] = float(path0.v_of(where[k]))
                 hist[k] = (hist[k] + [z])[-2:]
             status[i] = "first_order"
         i += 1
@@ -207,9 +364,15 @@ def _bottom(m: Model, y: str, lo: float) -> bool:
     return bool((ST == "ok").all() and np.max(np.abs(S[0] - S[-1])) > COEXIST_TOL)
 
 
-def _track(ev: _Eval, hist: dict, bottom=None):
-    """Continue each boundary point to the new column; None when any is lost."""
-    out = {}
+def _track(ev: _Eval, hist: dict, bottom=None, margins=frozenset()):
+    """Continue each boundary point to the new column; None when any is lost.
+
+    Folds are continued by the bordered Newton method, the kinds in
+    ``margins`` (stability changes without a fold) as roots of the margin
+    (:func:`_margin_boundary`). Returns ``(points, xs)``: the tracked points
+    and the boundaries' ``x``."""
+    out: dict = {}
+    where: dict = {}  # kind -> x of the boundary (the tracked point's x, or a fold's)
     d = ev.d
     if "algorithmic" not in hist:
         if bottom is None or not bottom():
@@ -224,23 +387,33 @@ def _track(ev: _Eval, hist: dict, bottom=None):
             z, ok = _info_refine(ev, guess)
             if not ok:
                 z, ok = _info_refine(ev, h[-1])
+        elif k in margins:
+            r = _margin_boundary(ev, guess[:d], guess[d]) or _margin_boundary(
+                ev, h[-1][:d], h[-1][d]
+            )
+            if r is None:
+                return None
+            z, where[k] = r
+            ok = True
         else:
             s, xx, ok = refine_fold(ev, guess[:d], guess[d])
-            if not ok:
+            if not (ok and _is_fold(ev, s, xx)):
                 s, xx, ok = refine_fold(ev, h[-1][:d], h[-1][d])
+                ok = ok and _is_fold(ev, s, xx)
             z = np.concatenate([s, [xx]])
         if not ok or not 0.0 < z[-1] < 1.0:
             return None
         out[k] = z
+        where.setdefault(k, float(z[-1]))
     if out["algorithmic"] is None:
-        return out if out["information"][-1] <= out["dynamic"][-1] else None
-    a, dy, it = out["algorithmic"][-1], out["dynamic"][-1], out["information"][-1]
+        return (out, where) if where["information"] <= where["dynamic"] else None
+    a, dy, it = where["algorithmic"], where["dynamic"], where["information"]
     # merged folds (at the cusp) or a jump to another branch: recompute in full
     if np.max(np.abs(out["algorithmic"][:d] - out["dynamic"][:d])) < 1e-6:
         return None
     if not (a <= it <= dy or dy <= it <= a):
         return None
-    return out
+    return out, where
 
 
 def _probe(models, idx, y, ys):
@@ -290,6 +463,17 @@ def phase_curves(model: Model, x: str, xs, y: str, ys, overlaps: bool = False):
                 spectral_radius(system, u, th) < 1.0
             )
             region[i] = np.where(at_u, 2, 0)
+    # columns whose continuation failed: solved on the grid instead (every
+    # point from both starts, thresholds bisected), never painted by default
+    lost = np.flatnonzero(status == "not_converged")
+    if len(lost):
+        from .phase import phase_diagram
+
+        g = phase_diagram(model, x, xs[lost], y=y, ys=ys, method="grid")
+        region[lost] = g.region.values
+        for name, arr in (("algorithmic", alg), ("information", info), ("dynamic", dyn)):
+            arr[lost] = g[name].values
+        status[lost] = g.status.values
     data = {
         "region": ((x, y), region),
         "algorithmic": ((x,), alg),
@@ -314,5 +498,6 @@ def phase_curves(model: Model, x: str, xs, y: str, ys, overlaps: bool = False):
             "base": repr(model),
             "method": "curves",
             "full_continuations": int(full),
+            "grid_columns": int(len(lost)),
         },
     )

@@ -22,9 +22,13 @@ prior_swapped       mode 1's denoiser (and its prior parameters) is     the mixe
                     mode p's                                            (order 2 and 3)
 adaptive_on_change  adaptive damping judges the damped change, not the  the adaptive-damping
                     residual ``change / eta`` (the rule that stalled)   convergence test
+branch_point_last   a stable segment ends at the fold next to it even   the rank-2 branch-point
+                    when a branch point comes first (the old reading)   threshold test
+no_branch_switching tracked phase boundaries stop at the branch point   the rank-2 branch-switching
+                    (the fold of the bifurcating branch is not sought)  test
 ==================  ==================================================  ============================
 
-Targets are pytest node ids under ``tests/theory_vs_sim`` (see
+Targets are pytest node ids under ``tests/theory_vs_sim`` and ``tests/solvers`` (see
 :data:`TARGETS`); ``tests/mutations/test_mutations.py`` asserts that each
 mutation makes its targets fail.
 """
@@ -115,6 +119,23 @@ def _prior_swapped() -> None:
     )
 
 
+def _branch_point_last() -> None:
+    source_patch(
+        "meanfield.solvers.continuation_threshold",
+        "_end_x",
+        [("return abs(e[0] - i), float(", 'return e[3] != "fold", float(')],
+    )
+
+
+def _no_branch_switching() -> None:
+    pc = importlib.import_module("meanfield.solvers.phase_curves")
+
+    def stop_at_branch_point(ev, sb, xb, unstable_side, **kw):
+        return "branch_point", sb, xb
+
+    pc.bifurcating_fold = stop_at_branch_point
+
+
 def _theory_shift() -> None:
     import meanfield
     from meanfield import api
@@ -140,11 +161,14 @@ MUTATIONS = {
     "damping_ignored": _damping_ignored,
     "prior_swapped": _prior_swapped,
     "adaptive_on_change": _adaptive_on_change,
+    "branch_point_last": _branch_point_last,
+    "no_branch_switching": _no_branch_switching,
 }
 
 _TV = "tests/theory_vs_sim/test_tensor_theory_vs_amp.py"
 _TR = "tests/theory_vs_sim/test_tensor_trajectories.py"
 _AD = "tests/theory_vs_sim/test_adaptive_damping.py"
+_R2 = "tests/solvers/test_phase_curves_rank2.py"
 
 #: the tests each mutation must make fail (every listed id is run; all must fail)
 TARGETS: dict[str, list[str]] = {
@@ -173,6 +197,12 @@ TARGETS: dict[str, list[str]] = {
     "adaptive_on_change": [
         f"{_AD}::test_adaptive_order3_converges_as_fast_as_fixed_damping",
         f"{_AD}::test_small_eta_alone_is_not_convergence",
+    ],
+    "branch_point_last": [
+        f"{_R2}::test_algorithmic_threshold_is_the_branch_point_at_mu_0057",
+    ],
+    "no_branch_switching": [
+        f"{_R2}::test_branch_switching_finds_the_fold_of_the_broken_branch",
     ],
 }
 

@@ -46,8 +46,11 @@ def test_mutation_applies(name, monkeypatch):
 
     amp = importlib.import_module(_mutants.AMP)
     rank = importlib.import_module("meanfield.sims.engines.amp_rank")
+    cth = importlib.import_module("meanfield.solvers.continuation_threshold")
+    pc = importlib.import_module("meanfield.solvers.phase_curves")
     for mod, attr in [(amp, "run_amp"), (amp, "Stopping"), (rank, "Stopping"),
-                      (api, "solve"), (meanfield, "solve")]:
+                      (api, "solve"), (meanfield, "solve"), (cth, "_end_x"),
+                      (pc, "bifurcating_fold")]:
         monkeypatch.setattr(mod, attr, getattr(mod, attr))
     _mutants.apply(name)
     for target in _mutants.TARGETS[name]:
