@@ -601,7 +601,13 @@ def refine_fold(ev: _Eval, s, x, tol: float = TOL, steps: int = 40):
         if np.max(np.abs(dz)) <= 1e-15 * (1.0 + np.max(np.abs(z))):
             break
     G = ev.G(z[:d], z[d])
-    g = _bordered(ev.A(z[:d], z[d]))[0]
+    A = ev.A(z[:d], z[d])
+    if not (np.all(np.isfinite(G)) and np.all(np.isfinite(A))):
+        return z[:d], z[d], False  # Newton left the domain (seen in a 64 x 64 Rademacher diagram)
+    try:
+        g = _bordered(A)[0]
+    except np.linalg.LinAlgError:
+        return z[:d], z[d], False
     conv = bool(np.max(np.abs(G)) <= 10 * tol and abs(g) <= 1e-8)
     return z[:d], z[d], conv
 

@@ -45,3 +45,24 @@ def test_small_mean_columns_below_the_range_are_nan_like_threshold():
         else:
             assert alg == t["value"], (mu, alg, t)
     assert ds.algorithmic.values[0] == 0.0 and np.isnan(ds.algorithmic.values[1:]).all()
+
+
+def test_a_fold_newton_that_leaves_the_domain_reports_failure():
+    """``refine_fold`` from a state where the map is not finite returns
+    ``converged=False`` (it raised ``LinAlgError: SVD did not converge`` from a
+    tracked column of the 64 x 64 Rademacher benchmark, linear delta axis), and
+    that benchmark's diagram completes."""
+    from meanfield import get_model
+    from meanfield.solvers.continuation import _Eval, refine_fold
+    from meanfield.solvers.continuation_threshold import cached_continuation
+
+    m = get_model("tensor")(order=3, prior="rademacher", mean=0.2)
+    ev = _Eval(cached_continuation(m, "delta", 0.005, 0.5, False).path)
+    for v in (1e300, np.nan):
+        assert not refine_fold(ev, np.full(ev.d, v), 0.5)[2]
+    ds = meanfield.api.phase(
+        "tensor", {"order": 3, "prior": "rademacher"}, x="mean",
+        xs=np.linspace(0, 0.4, 64), ys=np.linspace(0.005, 0.5, 64),
+    )
+    assert ds.attrs["grid_columns"] == 0
+    assert set(ds.status.values.tolist()) <= {"first_order", "none", "continuous"}
