@@ -37,6 +37,13 @@ _CACHE: dict = {}
 
 def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
     """Exact ``x`` of a stable segment's end and what ends it."""
+    x, what, _ = _end(res, seg, side)
+    return x, what
+
+
+def _end(res: Continuation, seg: Segment, side: str) -> tuple[float, str, np.ndarray]:
+    """:func:`_end_x` with the state there (the event's refined state, or the
+    segment's last stored point)."""
     br = res.branches[seg.branch]
     i = seg.stop if side == "stop" else seg.start - 1
     events = [
@@ -60,8 +67,8 @@ def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
         def order(e):
             return abs(e[0] - i), float(np.linalg.norm(np.concatenate([e[2], [e[1]]]) - ref))
 
-        _, x, _, what = min(events, key=order)
-        return x, what
+        _, x, s, what = min(events, key=order)
+        return x, what, np.asarray(s, dtype=float)
     j = seg.stop if side == "stop" else seg.start
     x = float(br.x[j])
     if side == "stop" and j == len(br.x) - 1 and br.end == "domain":
@@ -69,10 +76,10 @@ def _end_x(res: Continuation, seg: Segment, side: str) -> tuple[float, str]:
         # (a branch point): snap to that branch point, refined on the other branch
         for b in res.bifurcations:
             if abs(b["x"] - x) < 1e-3 and np.max(np.abs(b["state"] - br.states[j])) < 1e-4:
-                return b["x"], "branch_point"
+                return b["x"], "branch_point", np.asarray(b["state"], dtype=float)
     if x <= 1e-12 or x >= 1 - 1e-12:
-        return x, "range"
-    return x, br.end if side == "stop" and j == len(br.x) - 1 else "segment"
+        return x, "range", br.states[j]
+    return x, br.end if side == "stop" and j == len(br.x) - 1 else "segment", br.states[j]
 
 
 def coexistence(res: Continuation) -> dict | None:
@@ -215,10 +222,17 @@ def threshold_by_continuation(
     if inside:
         out.value = float(inside[0]["value"])
         return out
-    # one sign over the window: the optimal branch changes at an edge
     from .continuation import _Eval
 
     ev = _Eval(path)
+    # a crossing the stored points miss: a stable segment reaches past its last
+    # stored point to its refined end (rank 2: the symmetric lower branch ends
+    # at its branch point 0.018 in delta beyond its last point, at mean 0.362)
+    xr = _crossing_to_the_ends(ev, res, U, win["lo"], win["hi"])
+    if xr is not None:
+        out.value = float(path.v_of(xr))
+        return out
+    # one sign over the window: the optimal branch changes at an edge
     mid = 0.5 * (win["lo"] + win["hi"])
     su, _ = _seg_state(ev, res.branches, win["upper"], mid)
     sl, _ = _seg_state(ev, res.branches, win["lower"], mid)
@@ -231,6 +245,57 @@ def threshold_by_continuation(
     else:
         out.value = float(path.v_of(edge[0]))
     return out
+
+
+def _state_to_the_end(ev, res: Continuation, seg: Segment, x: float):
+    """The fixed point of ``seg`` at ``x``, also between its last stored point
+    and its refined end (Newton from the interpolation towards the end state);
+    ``None`` outside or when Newton fails."""
+    from .continuation import _natural
+
+    s, ok = _seg_state(ev, res.branches, seg, x)
+    if ok:
+        return s
+    for side in ("start", "stop"):
+        xe, _, se = _end(res, seg, side)
+        br = res.branches[seg.branch]
+        k = seg.stop if side == "stop" else seg.start
+        xk, sk = float(br.x[k]), br.states[k]
+        if min(xk, xe) - 1e-12 <= x <= max(xk, xe) + 1e-12 and xe != xk:
+            w = (x - xk) / (xe - xk)
+            s, ok = _natural(ev, sk + w * (se - sk), x)
+            if ok and ev.margin(s, x) < 1e-9:
+                return s
+    return None
+
+
+def _crossing_to_the_ends(ev, res: Continuation, U: Segment, lo: float, hi: float):
+    """Where the free energy of ``U`` crosses that of another stable segment
+    within ``[lo, hi]``, the segments taken to their refined ends (Brent);
+    ``None`` when no sign change is found."""
+    from scipy.optimize import brentq
+
+    for B in stable_segments(res.branches):
+        if B == U:
+            continue
+        ex = sorted(_end(res, B, sd)[0] for sd in ("start", "stop"))
+        a, b = max(lo, ex[0]), min(hi, ex[1])
+        if not b > a:
+            continue
+
+        def dphi(x, B=B):
+            su = _state_to_the_end(ev, res, U, x)
+            sb = _state_to_the_end(ev, res, B, x)
+            if su is None or sb is None or np.max(np.abs(su - sb)) < 1e-7:
+                return np.nan
+            return ev.potential(su, x) - ev.potential(sb, x)
+
+        grid = np.linspace(a, b, 17)
+        vals = np.array([dphi(x) for x in grid])
+        for i in range(len(grid) - 1):
+            if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0:
+                return brentq(dphi, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return None
 
 
 def _continuous(model, param, lo, hi, log, out: ThresholdResult):

@@ -26,6 +26,8 @@ branch_point_last   a stable segment ends at the fold next to it even   the rank
                     when a branch point comes first (the old reading)   threshold test
 no_branch_switching tracked phase boundaries stop at the branch point   the rank-2 branch-switching
                     (the fold of the bifurcating branch is not sought)  test
+info_unstable_ok    a tracked information crossing may join an         the rank-2 near-cusp
+                    unstable branch                                     tracked-information test
 ==================  ==================================================  ============================
 
 Targets are pytest node ids under ``tests/theory_vs_sim`` and ``tests/solvers`` (see
@@ -127,6 +129,14 @@ def _branch_point_last() -> None:
     )
 
 
+def _info_unstable_ok() -> None:
+    source_patch(
+        "meanfield.solvers.phase_curves",
+        "_info_refine",
+        [("> 1e-7 and stable)", "> 1e-7)")],
+    )
+
+
 def _no_branch_switching() -> None:
     pc = importlib.import_module("meanfield.solvers.phase_curves")
 
@@ -163,6 +173,7 @@ MUTATIONS = {
     "adaptive_on_change": _adaptive_on_change,
     "branch_point_last": _branch_point_last,
     "no_branch_switching": _no_branch_switching,
+    "info_unstable_ok": _info_unstable_ok,
 }
 
 _TV = "tests/theory_vs_sim/test_tensor_theory_vs_amp.py"
@@ -203,6 +214,9 @@ TARGETS: dict[str, list[str]] = {
     ],
     "no_branch_switching": [
         f"{_R2}::test_branch_switching_finds_the_fold_of_the_broken_branch",
+    ],
+    "info_unstable_ok": [
+        f"{_R2}::test_tracked_information_near_the_cusp_stays_on_the_stable_points",
     ],
 }
 
