@@ -68,7 +68,15 @@ def _end(res: Continuation, seg: Segment, side: str) -> tuple[float, str, np.nda
             return abs(e[0] - i), float(np.linalg.norm(np.concatenate([e[2], [e[1]]]) - ref))
 
         _, x, s, what = min(events, key=order)
-        return x, what, np.asarray(s, dtype=float)
+        s = np.asarray(s, dtype=float)
+        if what == "fold":
+            cache = res.__dict__.setdefault("_fold_ends", {})
+            key = (seg.branch, seg.start, seg.stop, side)
+            if key not in cache:
+                cache[key] = _stable_end_before_fold(res, br.states[k], float(br.x[k]), s, x)
+            if cache[key] is not None:
+                return cache[key]
+        return x, what, s
     j = seg.stop if side == "stop" else seg.start
     x = float(br.x[j])
     if side == "stop" and j == len(br.x) - 1 and br.end == "domain":
@@ -295,6 +303,101 @@ def _crossing_to_the_ends(ev, res: Continuation, U: Segment, lo: float, hi: floa
         for i in range(len(grid) - 1):
             if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0:
                 return brentq(dphi, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return None
+
+
+def _stable_end_before_fold(res: Continuation, sk, xk: float, sf, xf: float):
+    """Where the stable set ends when a segment's last stable point is followed
+    by a fold at which another eigenvalue is already unstable: a branch point
+    between the two (missed within one step), or the fold of the stable branch
+    that bifurcates there (:func:`~.continuation.bifurcating_fold`).
+
+    Measured case: rank 2, order 3, Rademacher, mean 0.343, upper branch: the
+    symmetric branch loses stability 0.346652..0.346659 before its fold, and
+    a broken branch stays stable up to 0.346661 (the fold read was 6.5e-6 low).
+    Returns ``(x, what, state)`` or ``None`` (a regular fold)."""
+    from scipy.optimize import brentq
+
+    from .continuation import _Eval, _natural, bifurcating_fold
+
+    ev = _Eval(res.path)
+    A = ev.A(sf, xf)
+    lam = np.linalg.eigvals(A + np.eye(ev.d) if ev.map else A)
+    target = 1.0 if ev.map else 0.0
+    lam = np.delete(lam, np.argmin(np.abs(lam - target)))  # the fold's own eigenvalue
+    if lam.size == 0:
+        return None
+    other = (np.max(np.abs(lam)) - 1.0) if ev.map else np.max(lam.real)
+    if other <= 1e-7:
+        return None
+
+    # march along the branch from the last stable point towards the fold, each
+    # Newton from the previous state, to the first loss of stability
+    known = [(xk, np.asarray(sk, dtype=float))]
+
+    def solve(x):
+        s0 = min(known, key=lambda e: abs(e[0] - x))[1]
+        s, ok = _natural(ev, s0, x)
+        if ok and np.max(np.abs(s - s0)) < 0.05 * (1.0 + np.max(np.abs(s0))):
+            known.append((x, s))
+            return s
+        return None
+
+    def f(x):
+        s = solve(x)
+        return np.nan if s is None else ev.margin(s, x)
+
+    grid = xk + (xf - xk) * (1.0 - np.geomspace(1.0, 1e-6, 25))
+    a, fa = xk, f(xk)
+    for x in grid[1:]:
+        fx = f(x)
+        if not np.isfinite(fx):
+            return None
+        if fa < 0 < fx:
+            break
+        a, fa = x, fx
+    else:
+        # stable up to the fold: the march is on another, stable branch (the
+        # broken one next to the symmetric fold); follow it past the fold to
+        # where it ends (step halving), then polish that fold
+        return _march_to_end(ev, known[-1][1], known[-1][0], float(np.sign(xf - xk)))
+    try:
+        xb = brentq(f, min(a, x), max(a, x), xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    except ValueError:
+        return None
+    sb = solve(xb)
+    if sb is None:
+        return None
+    kind, s2, x2 = bifurcating_fold(ev, sb, xb, float(np.sign(xf - xb)))
+    if kind == "fold":
+        return float(x2), "fold", s2
+    if kind == "branch_point":
+        return float(xb), "branch_point", sb
+    return None
+
+
+def _march_to_end(ev, s, x: float, direction: float):
+    """Natural-parameter steps from the stable point ``(s, x)`` in ``direction``
+    until the stable branch ends (steps halved to 1e-13), the end polished by
+    :func:`~.continuation.refine_fold`; ``(x, "fold", state)`` or ``None``."""
+    from .continuation import _natural, refine_fold
+
+    h = 1e-6
+    steps = 0
+    while h > 1e-13 and steps < 400:
+        steps += 1
+        x2 = x + direction * h
+        s2, ok = _natural(ev, s, x2)
+        if ok and np.max(np.abs(s2 - s)) < 1e-2 and ev.margin(s2, x2) < 0:
+            s, x = s2, x2
+            h *= 2.0
+        else:
+            h *= 0.25
+    if h > 1e-13 or not 0.0 < x < 1.0:
+        return None
+    sf, xf, ok = refine_fold(ev, s, x)
+    if ok and abs(xf - x) < 1e-8:
+        return float(xf), "fold", sf
     return None
 
 

@@ -124,7 +124,7 @@ def _prior_swapped() -> None:
 def _branch_point_last() -> None:
     source_patch(
         "meanfield.solvers.continuation_threshold",
-        "_end_x",
+        "_end",
         [("return abs(e[0] - i), float(", 'return e[3] != "fold", float(')],
     )
 

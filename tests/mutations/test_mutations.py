@@ -49,7 +49,7 @@ def test_mutation_applies(name, monkeypatch):
     cth = importlib.import_module("meanfield.solvers.continuation_threshold")
     pc = importlib.import_module("meanfield.solvers.phase_curves")
     for mod, attr in [(amp, "run_amp"), (amp, "Stopping"), (rank, "Stopping"),
-                      (api, "solve"), (meanfield, "solve"), (cth, "_end_x"),
+                      (api, "solve"), (meanfield, "solve"), (cth, "_end_x"), (cth, "_end"),
                       (pc, "bifurcating_fold"), (pc, "_info_refine")]:
         monkeypatch.setattr(mod, attr, getattr(mod, attr))
     _mutants.apply(name)
