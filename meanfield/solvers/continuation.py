@@ -1008,7 +1008,6 @@ def _seg_state(ev: _Eval, branches, seg: Segment, x: float):
 
 def information_crossings(ev: _Eval, branches: list[Branch]) -> list[dict[str, Any]]:
     """Where two stable segments' free energies cross (Brent on the difference)."""
-    from scipy.optimize import brentq
 
     if ev.sys.potential is None:
         return []
@@ -1034,24 +1033,32 @@ def information_crossings(ev: _Eval, branches: list[Branch]) -> list[dict[str, A
                     return np.nan
                 return ev.potential(s1, x) - ev.potential(s2, x)
 
-            grid = np.linspace(lo_, hi_, 9)
-            vals = np.array([dphi(x) for x in grid])
-            for i in range(len(grid) - 1):
-                if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0:
-                    xr = brentq(
-                        dphi, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps
-                    )
-                    s1, _ = _seg_state(ev, branches, A, xr)
-                    s2, _ = _seg_state(ev, branches, B, xr)
-                    out.append(
-                        {
-                            "value": float(ev.path.v_of(xr)),
-                            "x": float(xr),
-                            "states": (s1, s2),
-                            "segments": (A, B),
-                        }
-                    )
+            for xr in sign_change_roots(dphi, lo_, hi_, 9):
+                s1, _ = _seg_state(ev, branches, A, xr)
+                s2, _ = _seg_state(ev, branches, B, xr)
+                out.append(
+                    {
+                        "value": float(ev.path.v_of(xr)),
+                        "x": float(xr),
+                        "states": (s1, s2),
+                        "segments": (A, B),
+                    }
+                )
     return out
+
+
+def sign_change_roots(f, a: float, b: float, n: int) -> list[float]:
+    """Roots of ``f`` on ``[a, b]``: Brent in each cell of an ``n``-point grid
+    where ``f`` changes sign (cells with a non-finite end are skipped)."""
+    from scipy.optimize import brentq
+
+    grid = np.linspace(a, b, n)
+    vals = np.array([f(x) for x in grid])
+    return [
+        float(brentq(f, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps))
+        for i in range(n - 1)
+        if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0
+    ]
 
 
 # -- the JSON report ---------------------------------------------------------------------

@@ -281,7 +281,7 @@ def _crossing_to_the_ends(ev, res: Continuation, U: Segment, lo: float, hi: floa
     """Where the free energy of ``U`` crosses that of another stable segment
     within ``[lo, hi]``, the segments taken to their refined ends (Brent);
     ``None`` when no sign change is found."""
-    from scipy.optimize import brentq
+    from .continuation import sign_change_roots
 
     for B in stable_segments(res.branches):
         if B == U:
@@ -298,11 +298,9 @@ def _crossing_to_the_ends(ev, res: Continuation, U: Segment, lo: float, hi: floa
                 return np.nan
             return ev.potential(su, x) - ev.potential(sb, x)
 
-        grid = np.linspace(a, b, 17)
-        vals = np.array([dphi(x) for x in grid])
-        for i in range(len(grid) - 1):
-            if np.isfinite(vals[i]) and np.isfinite(vals[i + 1]) and vals[i] * vals[i + 1] < 0:
-                return brentq(dphi, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        roots = sign_change_roots(dphi, a, b, 17)
+        if roots:
+            return roots[0]
     return None
 
 
