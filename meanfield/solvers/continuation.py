@@ -66,6 +66,8 @@ __all__ = [
 TOL = 1e-12
 """Residual (max-norm of ``G``) at which a corrector is converged."""
 H0, HMAX, HMIN = 0.01, 0.04, 1e-9
+# steps crossing two eigenvalue events at once are halved down to this size
+HSEP = 1e-6
 MAX_POINTS = 4000
 #: points traced past a branch point before the branch is ended there
 BRANCH_POINT_TAIL = 200
@@ -435,6 +437,7 @@ def trace_branch(
     A0 = ev.A(z[:d], z[d])
     tau = _tangent(A0, ev.Gx(z[:d], z[d]), prev)
     pts, taus, As = [z.copy()], [tau.copy()], [A0]
+    n_up = [_n_up(A0)]
     h = h0
     end = "max_points"
     dom_tol = 1e-9
@@ -448,6 +451,12 @@ def trace_branch(
             # reject a step that turns too sharply (branch switching, big curvature)
             if tn @ tau < 0.95 or np.linalg.norm(zn - z) > 2.5 * h:
                 ok = False
+            # or that crosses two events at once (a branch point next to a
+            # fold: rank 2, order 3, mean 0.07, linear delta, where one step
+            # passed both and the branch point went unseen): split it
+            elif abs(_n_up(A) - n_up[-1]) > 1:
+                zn, tn, A, nit = _split_step(ev, z, tau, h, n_up[-1], (zn, tn, A, nit))
+                h = float(np.linalg.norm(zn - z)) or h
         if not ok:
             h *= 0.5
             if h < HMIN:
@@ -485,6 +494,7 @@ def trace_branch(
         pts.append(z.copy())
         taus.append(tau.copy())
         As.append(A)
+        n_up.append(_n_up(A))
         if len(pts) > 8 and np.linalg.norm(z - pts[0]) < 0.5 * h:
             end = "closed"
             break
@@ -516,6 +526,48 @@ def trace_branch(
         x=X,
         end=end,
     )
+
+
+def _split_step(ev: _Eval, z, tau, h: float, n0: int, full):
+    """A step from ``z`` that crosses one eigenvalue event, where the step of
+    length ``h`` (``full``: its corrected point, tangent, ``G_s``, iterations)
+    crossed several: bisection on the step length for a point past exactly
+    one, down to ``HSEP``. Events closer than that (an almost degenerate
+    pair at the fold of the symmetric rank-2 upper branch, 1e-10 apart, where
+    short steps run into the singular point) are crossed by the full step."""
+    d = ev.d
+    lo, hi = 0.0, h
+    while hi - lo > HSEP:
+        m = 0.5 * (lo + hi)
+        zm, ok, nit = _corrector(ev, z + m * tau, tau)
+        if not ok:
+            break
+        A = ev.A(zm[:d], zm[d])
+        k = abs(_n_up(A) - n0)
+        if k == 1:
+            tm = _tangent(A, ev.Gx(zm[:d], zm[d]), tau)
+            if tm @ tau >= 0.95:
+                return zm, tm, A, nit
+            break
+        if k == 0:
+            lo = m
+        else:
+            hi = m
+    return full
+
+
+def _n_up(A) -> int:
+    """Eigenvalue events on the unstable side of ``G_s``: the number of
+    distinct real parts ``> 0`` (an exactly degenerate pair, as at the fold of
+    the symmetric upper branch of a rank-2 system, or a complex pair is one).
+    It changes by one at a fold, a simple branch point or a Hopf point."""
+    lam = np.linalg.eigvals(A)
+    if not np.all(np.isfinite(lam)):
+        return -1
+    re = np.sort(lam.real[lam.real > 0])
+    if re.size == 0:
+        return 0
+    return 1 + int(np.sum(np.diff(re) > 1e-7 * (1.0 + np.abs(re[1:]))))
 
 
 def _domain_edge(ev: _Eval, z, tau, h, lower, steps: int = 50):
@@ -619,19 +671,27 @@ def _on_amplitude(ev: _Eval, sb, v, a, z0, tol: float = TOL, steps: int = 30):
     z = np.array(z0, dtype=float)
     N = np.zeros((d + 1, d + 1))
     N[d, :d] = v
+    polish = 3
     for _ in range(steps):
         s_, x_ = z[:d], z[d]
         r = np.concatenate([ev.G(s_, x_), [v @ (s_ - sb) - a]])
         if not np.all(np.isfinite(r)):
             return z, False
-        if np.max(np.abs(r)) <= tol:
+        if np.max(np.abs(r)) <= tol and polish == 0:
             return z, True
         N[:d, :d] = ev.A(s_, x_)
         N[:d, d] = ev.Gx(s_, x_)
         try:
-            z = z - np.linalg.solve(N, r)
+            dz = np.linalg.solve(N, r)
         except np.linalg.LinAlgError:
             return z, False
+        z = z - dz
+        # x is ill-determined near the branch point (error ~ residual over
+        # amplitude): polish past the tolerance until the step vanishes
+        if np.max(np.abs(r)) <= tol:
+            polish -= 1
+            if np.max(np.abs(dz)) <= 1e-15 * (1.0 + np.max(np.abs(z))):
+                polish = 0
     r = np.concatenate([ev.G(z[:d], z[d]), [v @ (z[:d] - sb) - a]])
     return z, bool(np.max(np.abs(r)) <= tol)
 
@@ -674,21 +734,24 @@ def bifurcating_fold(ev: _Eval, sb, xb: float, unstable_side: float, a0=1e-5, am
             z, ok = _on_amplitude(ev, sb, v, sign * a, guess)
             if not ok:
                 return "failed", sb, xb
-            pts.append((a, z, ev.margin(z[:d], z[d]) < 0))
+            pts.append((a, z, ev.margin(z[:d], z[d])))
             if len(pts) >= 2 and side * (z[d] - pts[-2][1][d]) < 0:
                 turned = True
                 break
             a *= 2.0
         # the direction the new branch leaves in: its first resolved move in x
-        moves = [side * (p[1][d] - xb) for p in pts if abs(p[1][d] - xb) > 1e-8 * (1 + abs(xb))]
+        # (resolved: beyond the noise of Newton's x; the fold can lie 1.4e-7,
+        # relative, from the branch point: rank 2, mean 0.07)
+        moves = [side * (p[1][d] - xb) for p in pts if abs(p[1][d] - xb) > 1e-10 * (1 + abs(xb))]
         if not moves or moves[0] < 0:
             continue  # towards the stable side (subcritical): the stable set ends at xb
         if not turned:
             return "failed", sb, xb
         a_turn = pts[-2][0]
-        if not all(p[2] for p in pts if p[0] <= 0.25 * a_turn):
+        near = [p[2] for p in pts if p[0] <= 0.25 * a_turn] or [pts[0][2]]
+        if not near or max(near) > 1e-9 or min(near) >= 0:
             continue  # an unstable new branch: the stable set ends at xb
-        lo_a = pts[-3][0] if len(pts) >= 3 else pts[0][0]
+        lo_a = pts[-3][0] if len(pts) >= 3 else 0.0
         hi_a = pts[-1][0]
         cache = {"z": pts[-2][1]}
 
@@ -723,33 +786,46 @@ def _on_branch(ev: _Eval, br: Branch, i: int, x: float):
     return _natural(ev, guess, x)
 
 
+def bracketed_root(f, a: float, b: float, fa: float | None = None, fb: float | None = None):
+    """A root of ``f`` between ``a`` and ``b`` (``f(a) f(b) <= 0``), or ``None``.
+
+    Brent's method; where ``f`` is not finite close to the root (a Newton
+    solve at fixed parameter next to a branch point, where ``G_s`` is
+    singular: rank 2, order 3, mean 0.07), bisection on the known signs down
+    to the last finite value.
+    """
+    from scipy.optimize import brentq
+
+    fa = f(a) if fa is None else fa
+    fb = f(b) if fb is None else fb
+    if not (np.isfinite(fa) and np.isfinite(fb)) or fa * fb > 0:
+        return None
+    if fa == 0:
+        return float(a)
+    if fb == 0:
+        return float(b)
+    try:
+        return float(brentq(f, min(a, b), max(a, b), xtol=1e-15, rtol=4 * np.finfo(float).eps))
+    except ValueError:  # f not finite near the root: bisect on the known signs
+        for _ in range(60):
+            m = 0.5 * (a + b)
+            fm = f(m)
+            if not np.isfinite(fm):
+                break
+            a, fa, b = (m, fm, b) if fm * fa > 0 else (a, fa, m)
+        return float(0.5 * (a + b))
+
+
 def _refine_margin(ev: _Eval, br: Branch, i: int) -> tuple[float, np.ndarray] | None:
     """The stability change between points ``i`` and ``i + 1`` by Brent on the margin."""
-    from scipy.optimize import brentq
 
     def f(x):
         s, ok = _on_branch(ev, br, i, x)
         return ev.margin(s, x) if ok else np.nan
 
-    a, b = br.x[i], br.x[i + 1]
-    fa, fb = f(a), f(b)
-    if not (np.isfinite(fa) and np.isfinite(fb)) or fa * fb > 0:
+    xr = bracketed_root(f, br.x[i], br.x[i + 1])
+    if xr is None:
         return None
-    if fa == 0:
-        xr = a
-    elif fb == 0:
-        xr = b
-    else:
-        try:
-            xr = brentq(f, min(a, b), max(a, b), xtol=1e-15, rtol=4 * np.finfo(float).eps)
-        except ValueError:  # Newton lost near the point: bisect on the known signs
-            for _ in range(60):
-                m = 0.5 * (a + b)
-                fm = f(m)
-                if not np.isfinite(fm):
-                    break
-                a, fa, b = (m, fm, b) if fm * fa > 0 else (a, fa, m)
-            xr = 0.5 * (a + b)
     s, _ = _on_branch(ev, br, i, xr)
     return float(xr), s
 

@@ -28,6 +28,8 @@ no_branch_switching tracked phase boundaries stop at the branch point   the rank
                     (the fold of the bifurcating branch is not sought)  test
 info_unstable_ok    a tracked information crossing may join an         the rank-2 near-cusp
                     unstable branch                                     tracked-information test
+no_step_split       a continuation step that crosses two eigenvalue     the rank-2 linear-path
+                    events at once is taken whole                       threshold test
 ==================  ==================================================  ============================
 
 Targets are pytest node ids under ``tests/theory_vs_sim`` and ``tests/solvers`` (see
@@ -146,6 +148,15 @@ def _no_branch_switching() -> None:
     pc.bifurcating_fold = stop_at_branch_point
 
 
+def _no_step_split() -> None:
+    cont = importlib.import_module("meanfield.solvers.continuation")
+
+    def whole(ev, z, tau, h, n0, full):
+        return full
+
+    cont._split_step = whole
+
+
 def _theory_shift() -> None:
     import meanfield
     from meanfield import api
@@ -174,6 +185,7 @@ MUTATIONS = {
     "branch_point_last": _branch_point_last,
     "no_branch_switching": _no_branch_switching,
     "info_unstable_ok": _info_unstable_ok,
+    "no_step_split": _no_step_split,
 }
 
 _TV = "tests/theory_vs_sim/test_tensor_theory_vs_amp.py"
@@ -217,6 +229,9 @@ TARGETS: dict[str, list[str]] = {
     ],
     "info_unstable_ok": [
         f"{_R2}::test_tracked_information_near_the_cusp_stays_on_the_stable_points",
+    ],
+    "no_step_split": [
+        f"{_R2}::test_linear_path_sees_the_branch_point_next_to_the_fold[mean0.2222]",
     ],
 }
 

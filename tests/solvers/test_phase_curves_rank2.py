@@ -272,3 +272,49 @@ def test_tracked_information_near_the_cusp_stays_on_the_stable_points():
         ref = threshold_by_continuation(m, "delta", "information", LO, HI, log=True)
         assert ref is not None and ref.status == "ok"
         np.testing.assert_allclose(ds.information.values[i], ref.value, rtol=1e-8, err_msg=xs[i])
+
+
+@pytest.mark.parametrize("idx", [11, 35], ids=["mean0.0698", "mean0.2222"])
+def test_linear_path_sees_the_branch_point_next_to_the_fold(idx):
+    """With a linear ``delta`` axis one step of the symmetric low branch
+    crossed its branch point and its fold together (three eigenvalues of
+    ``J`` through 1 at once), the branch point went unseen and the
+    algorithmic threshold was read at the symmetric fold (mean 0.0698:
+    0.0191312, 3.8e-4 low) or at a neighbouring singular point (mean 0.2222:
+    0.16525771, 3.9e-4 high). Steps that cross two eigenvalue events are now
+    split. Log and linear paths agree to 1e-9 (measured 1e-13); the reference
+    at mean 0.2222 is plain iteration from a slightly broken low start: a
+    stable low fixed point (rho < 1, residual 1e-15) at alg (1 + 1e-4), the
+    informative one at alg (1 - 1e-4), which the old value fails."""
+    mu = float(np.linspace(0, 0.4, 64)[idx])
+    m = _model(mu)
+    lin = threshold_by_continuation(m, "delta", "algorithmic", LO, HI, log=False)
+    log = threshold_by_continuation(m, "delta", "algorithmic", LO, HI, log=True)
+    assert lin.status == log.status == "ok"
+    np.testing.assert_allclose(lin.value, log.value, rtol=1e-9)
+    if idx != 35:
+        return
+    ev = _ev(m)
+    sym = _iterate(ev, lin.value * (1 + 1e-3), np.full(ev.d, 1e-3), 20000)
+    broken = sym + np.tile([1e-4, -1e-4, 1e-4], 3)
+    d_hi = lin.value * (1 + 1e-4)
+    s_hi = _iterate(ev, d_hi, broken, 40000)
+    assert np.max(np.abs(ev.F(s_hi, ev.path.x_of(d_hi)) - s_hi)) < 1e-12
+    assert s_hi[0] < 0.1 and _fd_radius(ev, d_hi, s_hi) < 1.0
+    assert _iterate(ev, lin.value * (1 - 1e-4), broken, 40000)[0] > 0.9
+
+
+def test_the_broken_branch_is_not_followed_back_from_its_own_branch_point():
+    """Mean 0.368 (column 58 of 64): the stable broken branch ends at the
+    pitchfork where it meets the symmetric branch; branch switching there
+    must follow the symmetric branch, not retrace the broken one along the
+    null vector (which read the broken branch's far fold, 3% away, as its
+    end, and lost the information threshold: ``out_of_range``)."""
+    mu = float(np.linspace(0, 0.4, 64)[58])
+    m = _model(mu)
+    r = threshold_by_continuation(m, "delta", "information", LO, HI, log=True)
+    assert r is not None and r.status == "ok"
+    lo = _stable_free_energies(mu, r.value * (1 - 1e-6))
+    hi = _stable_free_energies(mu, r.value * (1 + 1e-6))
+    assert len(lo) == len(hi) == 2
+    assert (lo[1] - lo[0]) * (hi[1] - hi[0]) < 0
