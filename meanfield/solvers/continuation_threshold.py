@@ -287,31 +287,59 @@ def _state_to_the_end(ev, res: Continuation, seg: Segment, x: float):
     return None
 
 
+def _pair_crossings(ev, res: Continuation, A: Segment, B: Segment, lo: float, hi: float):
+    """Where the free energies of stable segments ``A`` and ``B`` cross within
+    ``[lo, hi]``, both taken to their refined ends (sign changes, Brent)."""
+    from .continuation import sign_change_roots
+
+    ea = sorted(_end(res, A, sd)[0] for sd in ("start", "stop"))
+    eb = sorted(_end(res, B, sd)[0] for sd in ("start", "stop"))
+    a, b = max(lo, ea[0], eb[0]), min(hi, ea[1], eb[1])
+    if not b > a:
+        return []
+
+    def dphi(x):
+        sa = _state_to_the_end(ev, res, A, x)
+        sb = _state_to_the_end(ev, res, B, x)
+        if sa is None or sb is None or np.max(np.abs(sa - sb)) < 1e-7:
+            return np.nan
+        return ev.potential(sa, x) - ev.potential(sb, x)
+
+    return sign_change_roots(dphi, a, b, 17)
+
+
 def _crossing_to_the_ends(ev, res: Continuation, U: Segment, lo: float, hi: float):
     """Where the free energy of ``U`` crosses that of another stable segment
     within ``[lo, hi]``, the segments taken to their refined ends (Brent);
     ``None`` when no sign change is found."""
-    from .continuation import sign_change_roots
-
     for B in stable_segments(res.branches):
         if B == U:
             continue
-        ex = sorted(_end(res, B, sd)[0] for sd in ("start", "stop"))
-        a, b = max(lo, ex[0]), min(hi, ex[1])
-        if not b > a:
-            continue
-
-        def dphi(x, B=B):
-            su = _state_to_the_end(ev, res, U, x)
-            sb = _state_to_the_end(ev, res, B, x)
-            if su is None or sb is None or np.max(np.abs(su - sb)) < 1e-7:
-                return np.nan
-            return ev.potential(su, x) - ev.potential(sb, x)
-
-        roots = sign_change_roots(dphi, a, b, 17)
+        roots = _pair_crossings(ev, res, U, B, lo, hi)
         if roots:
             return roots[0]
     return None
+
+
+def refined_crossings(res: Continuation) -> list[float]:
+    """The information crossings of ``res`` (path coordinate) with every stable
+    segment taken to its refined end: those between stored points
+    (``res.crossings``) plus those the stored points miss (rank 2, next to the
+    cusp, where the symmetric lower branch ends 0.018 in delta past its last
+    stored point)."""
+    from .continuation import _Eval
+
+    xs = [float(c["x"]) for c in res.crossings]
+    if res.path.system.potential is None:
+        return sorted(xs)
+    ev = _Eval(res.path)
+    segs = stable_segments(res.branches)
+    for i in range(len(segs)):
+        for j in range(i + 1, len(segs)):
+            for xr in _pair_crossings(ev, res, segs[i], segs[j], 0.0, 1.0):
+                if all(abs(xr - x) > 1e-9 for x in xs):
+                    xs.append(float(xr))
+    return sorted(xs)
 
 
 def _past_branch_point(res: Continuation, sb, xb: float, unstable_side: float, chord):

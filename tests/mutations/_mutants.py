@@ -22,8 +22,9 @@ prior_swapped       mode 1's denoiser (and its prior parameters) is     the mixe
                     mode p's                                            (order 2 and 3)
 adaptive_on_change  adaptive damping judges the damped change, not the  the adaptive-damping
                     residual ``change / eta`` (the rule that stalled)   convergence test
-branch_point_last   a stable segment ends at the fold next to it even   the rank-2 branch-point
-                    when a branch point comes first (the old reading)   threshold test
+events_merged       steps crossing two eigenvalue events are taken      the rank-2 near-cusp
+                    whole and a segment ending at a fold ends there     dynamic-threshold test
+                    even when another eigenvalue is already unstable
 no_branch_switching tracked phase boundaries stop at the branch point   the rank-2 branch-switching
                     (the fold of the bifurcating branch is not sought)  test
 info_unstable_ok    a tracked information crossing may join an         the rank-2 near-cusp
@@ -123,12 +124,15 @@ def _prior_swapped() -> None:
     )
 
 
-def _branch_point_last() -> None:
-    source_patch(
-        "meanfield.solvers.continuation_threshold",
-        "_end",
-        [("return abs(e[0] - i), float(", 'return e[3] != "fold", float(')],
-    )
+def _events_merged() -> None:
+    # either safeguard alone catches the near-cusp case; break both
+    _no_step_split()
+    cth = importlib.import_module("meanfield.solvers.continuation_threshold")
+
+    def trusted(res, sk, xk, sf, xf):
+        return None
+
+    cth._stable_end_before_fold = trusted
 
 
 def _info_unstable_ok() -> None:
@@ -182,7 +186,7 @@ MUTATIONS = {
     "damping_ignored": _damping_ignored,
     "prior_swapped": _prior_swapped,
     "adaptive_on_change": _adaptive_on_change,
-    "branch_point_last": _branch_point_last,
+    "events_merged": _events_merged,
     "no_branch_switching": _no_branch_switching,
     "info_unstable_ok": _info_unstable_ok,
     "no_step_split": _no_step_split,
@@ -221,8 +225,11 @@ TARGETS: dict[str, list[str]] = {
         f"{_AD}::test_adaptive_order3_converges_as_fast_as_fixed_damping",
         f"{_AD}::test_small_eta_alone_is_not_convergence",
     ],
-    "branch_point_last": [
-        f"{_R2}::test_algorithmic_threshold_is_the_branch_point_at_mu_0057",
+    # (branch_point_last, which read a segment's end off the fold before a
+    # branch point in the same step, is no longer a breakage: steps are split
+    # at two events, and a fold with another unstable eigenvalue is marched)
+    "events_merged": [
+        f"{_R2}::test_dynamic_near_the_cusp_is_where_the_informative_point_ends",
     ],
     "no_branch_switching": [
         f"{_R2}::test_branch_switching_finds_the_fold_of_the_broken_branch",

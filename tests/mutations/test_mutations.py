@@ -50,6 +50,7 @@ def test_mutation_applies(name, monkeypatch):
     pc = importlib.import_module("meanfield.solvers.phase_curves")
     for mod, attr in [(amp, "run_amp"), (amp, "Stopping"), (rank, "Stopping"),
                       (api, "solve"), (meanfield, "solve"), (cth, "_end_x"), (cth, "_end"),
+                      (cth, "_stable_end_before_fold"),
                       (pc, "bifurcating_fold"), (pc, "_info_refine"),
                       (importlib.import_module("meanfield.solvers.continuation"), "_split_step")]:
         monkeypatch.setattr(mod, attr, getattr(mod, attr))

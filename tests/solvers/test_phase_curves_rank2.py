@@ -318,3 +318,20 @@ def test_the_broken_branch_is_not_followed_back_from_its_own_branch_point():
     hi = _stable_free_energies(mu, r.value * (1 + 1e-6))
     assert len(lo) == len(hi) == 2
     assert (lo[1] - lo[0]) * (hi[1] - hi[0]) < 0
+
+
+def test_branch_report_crossings_reach_the_refined_ends():
+    """``meanfield branch`` next to the rank-2 cusp (mean 0.3556): the
+    information crossing lies past the last stored point of the symmetric
+    lower branch, so the crossings between stored points missed it. The
+    report takes stable segments to their refined ends; its crossing is the
+    information threshold, itself checked against the free energies of
+    ``fixed_points`` in the test above (rtol 1e-9)."""
+    from meanfield.solvers.continuation import branch_report
+
+    mu = float(_NEAR_CUSP[0])
+    m = _model(mu)
+    info = threshold_by_continuation(m, "delta", "information", LO, HI, log=True)
+    assert info is not None and info.status == "ok"
+    rep = branch_report(m, "delta", LO, HI, log=True)
+    assert any(abs(c / info.value - 1) < 1e-9 for c in rep["crossings"]), rep["crossings"]
