@@ -53,15 +53,14 @@ def _iterate(ev, delta, s, steps):
     return s
 
 
+def _fd_jacobian(ev, x, s, h=1e-6):
+    """Central differences of the compiled map at path coordinate ``x``."""
+    return np.stack([(ev.F(s + h * e, x) - ev.F(s - h * e, x)) / (2 * h) for e in np.eye(ev.d)],
+                    axis=1)
+
+
 def _fd_radius(ev, delta, s):
-    x = ev.path.x_of(delta)
-    h = 1e-6
-    cols = []
-    for j in range(ev.d):
-        e = np.zeros(ev.d)
-        e[j] = h
-        cols.append((ev.F(s + e, x) - ev.F(s - e, x)) / (2 * h))
-    return float(np.max(np.abs(np.linalg.eigvals(np.stack(cols, axis=1)))))
+    return float(np.max(np.abs(np.linalg.eigvals(_fd_jacobian(ev, ev.path.x_of(delta), s)))))
 
 
 def test_branches_end_at_the_branch_point_not_in_failure():
@@ -358,8 +357,6 @@ def test_price_jacobian_is_the_maps_derivative_where_the_thresholds_are():
                for b in res.branches for i in range(len(b.x))]
         gap, s, xs = min(pts, key=lambda p: p[0])
         assert abs(ev.path.v_of(xs) / r.value - 1) < 2e-3, (kind, gap)
-        h = 1e-6
-        fd = np.stack([(ev.F(s + h * e, xs) - ev.F(s - h * e, xs)) / (2 * h)
-                       for e in np.eye(ev.d)], axis=1)
+        fd = _fd_jacobian(ev, xs, s)
         err = np.max(np.abs(ev.J(s, xs) - fd)) / np.max(np.abs(fd))
         assert err < tol, (kind, err)
